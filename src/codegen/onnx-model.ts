@@ -1,0 +1,685 @@
+/**
+ * A small typed layer over `onnx-proto` for writing and reading ONNX models.
+ *
+ * Why: the ONNX emitter (IR → model.onnx) must produce byte-identical files for the same input, with names,
+ * shapes and attribute types checked before anything is written, and the importer and the conformance tests
+ * must read tensors stored in every layout ONNX allows (raw_data or the typed repeated fields). The generated
+ * protobufjs classes accept almost anything (int64 fields typed `number | Long`, attributes untyped), so this
+ * module is the one place that knows the encoding rules:
+ *
+ * - `OnnxGraphBuilder` collects inputs, outputs, initializers (raw_data, little endian) and nodes, checks SSA
+ *   form (each value defined once, before use) and encodes a `ModelProto`. Attributes are sorted by name and
+ *   metadata by key, nothing depends on time or on the host's byte order: same calls → same bytes.
+ * - `decodeModel` / `decodeTensorProto` decode bytes and raise `OnnxFormatError` (with the file path when known)
+ *   instead of protobufjs's bare `RangeError`s.
+ * - `tensorProtoToArray` turns a `TensorProto` into a typed array of the matching element type.
+ */
+import onnxProto from 'onnx-proto';
+import type { onnx as OnnxTypes } from 'onnx-proto';
+
+const { onnx } = onnxProto;
+
+/** The decoded message types, re-exported so callers need not import `onnx-proto` themselves. */
+export type ModelProto = OnnxTypes.ModelProto;
+export type GraphProto = OnnxTypes.GraphProto;
+export type NodeProto = OnnxTypes.NodeProto;
+export type TensorProto = OnnxTypes.TensorProto;
+export type ValueInfoProto = OnnxTypes.ValueInfoProto;
+export type AttributeProto = OnnxTypes.AttributeProto;
+/** A decoded model: `decodeModel` guarantees the graph is present (messages nested deeper keep optional fields). */
+export type DecodedModelProto = ModelProto & { readonly graph: GraphProto };
+
+// ---------------------------------------------------------------------------------------------------------
+// Errors
+
+/** Bytes that are not a valid ONNX message, or a tensor this module cannot read. */
+export class OnnxFormatError extends Error {
+  override readonly name = 'OnnxFormatError';
+  constructor(
+    message: string,
+    /** The file the bytes came from, when known. */
+    readonly path?: string,
+  ) {
+    super(path === undefined ? message : `${path}: ${message}`);
+  }
+}
+
+/** A builder call that would produce an invalid graph (duplicate value, undefined input, bad attribute…). */
+export class OnnxBuildError extends Error {
+  override readonly name = 'OnnxBuildError';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Element types
+
+/** Element types by the names ONNX Runtime uses (`Tensor.type`). */
+export type OnnxElemType =
+  | 'float32'
+  | 'uint8'
+  | 'int8'
+  | 'uint16'
+  | 'int16'
+  | 'int32'
+  | 'int64'
+  | 'string'
+  | 'bool'
+  | 'float16'
+  | 'float64'
+  | 'uint32'
+  | 'uint64'
+  | 'bfloat16';
+
+/** `TensorProto.DataType` codes of each element type. */
+export const ONNX_DATA_TYPE: Readonly<Record<OnnxElemType, number>> = Object.freeze({
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  uint16: 4,
+  int16: 5,
+  int32: 6,
+  int64: 7,
+  string: 8,
+  bool: 9,
+  float16: 10,
+  float64: 11,
+  uint32: 12,
+  uint64: 13,
+  bfloat16: 16,
+});
+
+const ELEM_TYPE_BY_CODE: ReadonlyMap<number, OnnxElemType> = new Map(
+  (Object.entries(ONNX_DATA_TYPE) as [OnnxElemType, number][]).map(([name, code]) => [code, name]),
+);
+
+/** The element type named by a `TensorProto.DataType` code, or `undefined` for codes this module does not know. */
+export function elemTypeFromCode(code: number): OnnxElemType | undefined {
+  return ELEM_TYPE_BY_CODE.get(code);
+}
+
+/** Typed arrays the builder can store as initializers and `tensorProtoToArray` returns. */
+export type OnnxTypedArray = Float32Array | Float64Array | Int8Array | Uint8Array | Int32Array | BigInt64Array;
+
+/** Which element types each typed array may carry (bool is stored one byte per element, 0 or 1). */
+function elemTypesOf(data: OnnxTypedArray): readonly OnnxElemType[] {
+  if (data instanceof Float32Array) return ['float32'];
+  if (data instanceof Float64Array) return ['float64'];
+  if (data instanceof Int8Array) return ['int8'];
+  if (data instanceof Uint8Array) return ['uint8', 'bool'];
+  if (data instanceof Int32Array) return ['int32'];
+  return ['int64'];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tensors
+
+/** A dense tensor given to the builder: initializers and TENSOR attributes. */
+export interface OnnxTensorInit {
+  readonly dims: readonly number[];
+  readonly data: OnnxTypedArray;
+  /** Defaults to the element type of `data` (`uint8` for a `Uint8Array`; pass `bool` explicitly). */
+  readonly dataType?: OnnxElemType;
+}
+
+/** A tensor read back from a `TensorProto`. */
+export interface OnnxTensorData {
+  readonly name: string;
+  readonly dataType: OnnxElemType;
+  readonly dims: number[];
+  readonly data: OnnxTypedArray;
+}
+
+function product(dims: readonly number[]): number {
+  return dims.reduce((a, b) => a * b, 1);
+}
+
+function checkDims(dims: readonly number[], what: string): void {
+  for (const d of dims) {
+    if (!Number.isSafeInteger(d) || d < 0) {
+      throw new OnnxBuildError(`${what}: dimension ${String(d)} is not a non-negative integer (dims [${dims.join(', ')}])`);
+    }
+  }
+}
+
+/** Little-endian bytes of a typed array, independent of the host's byte order. */
+function toLittleEndianBytes(data: OnnxTypedArray): Uint8Array {
+  if (data instanceof Uint8Array || data instanceof Int8Array) {
+    return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  }
+  const out = new Uint8Array(data.byteLength);
+  const view = new DataView(out.buffer);
+  if (data instanceof Float32Array) data.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  else if (data instanceof Float64Array) data.forEach((v, i) => view.setFloat64(i * 8, v, true));
+  else if (data instanceof Int32Array) data.forEach((v, i) => view.setInt32(i * 4, v, true));
+  else data.forEach((v, i) => view.setBigInt64(i * 8, v, true));
+  return out;
+}
+
+function makeTensorProto(name: string, tensor: OnnxTensorInit, what: string): OnnxTypes.ITensorProto {
+  const allowed = elemTypesOf(tensor.data);
+  const dataType = tensor.dataType ?? allowed[0]!;
+  if (!allowed.includes(dataType)) {
+    throw new OnnxBuildError(
+      `${what}: a ${tensor.data.constructor.name} cannot hold ${dataType} data (allowed: ${allowed.join(', ')})`,
+    );
+  }
+  checkDims(tensor.dims, what);
+  const count = product(tensor.dims);
+  if (count !== tensor.data.length) {
+    throw new OnnxBuildError(
+      `${what}: dims [${tensor.dims.join(', ')}] hold ${count} elements but the data has ${tensor.data.length}`,
+    );
+  }
+  if (dataType === 'bool') {
+    const bad = (tensor.data as Uint8Array).findIndex((v) => v > 1);
+    if (bad >= 0) throw new OnnxBuildError(`${what}: bool element ${bad} is ${tensor.data[bad]}, not 0 or 1`);
+  }
+  const proto: OnnxTypes.ITensorProto = {
+    dims: [...tensor.dims],
+    dataType: ONNX_DATA_TYPE[dataType],
+    rawData: toLittleEndianBytes(tensor.data),
+  };
+  if (name !== '') proto.name = name;
+  return proto;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Attributes
+
+/** An attribute with its ONNX type stated; use it where inference would guess wrong (`epsilon: 1`). */
+export type OnnxTypedAttribute =
+  | { readonly type: 'INT'; readonly value: number }
+  | { readonly type: 'INTS'; readonly value: readonly number[] }
+  | { readonly type: 'FLOAT'; readonly value: number }
+  | { readonly type: 'FLOATS'; readonly value: readonly number[] }
+  | { readonly type: 'STRING'; readonly value: string }
+  | { readonly type: 'STRINGS'; readonly value: readonly string[] }
+  | { readonly type: 'TENSOR'; readonly value: OnnxTensorInit };
+
+/**
+ * An attribute value. Untyped values are inferred: an integer → INT, another number → FLOAT, an array of
+ * integers (or an empty array) → INTS, an array with a non-integer → FLOATS, a string → STRING, an array of
+ * strings → STRINGS, a tensor → TENSOR. A float attribute whose value happens to be whole must be typed
+ * explicitly (`attr.float(1)`).
+ */
+export type OnnxAttributeValue = number | readonly number[] | string | readonly string[] | OnnxTensorInit | OnnxTypedAttribute;
+
+/** Constructors of explicitly typed attributes. */
+export const attr = Object.freeze({
+  int: (value: number): OnnxTypedAttribute => ({ type: 'INT', value }),
+  ints: (value: readonly number[]): OnnxTypedAttribute => ({ type: 'INTS', value }),
+  float: (value: number): OnnxTypedAttribute => ({ type: 'FLOAT', value }),
+  floats: (value: readonly number[]): OnnxTypedAttribute => ({ type: 'FLOATS', value }),
+  string: (value: string): OnnxTypedAttribute => ({ type: 'STRING', value }),
+  strings: (value: readonly string[]): OnnxTypedAttribute => ({ type: 'STRINGS', value }),
+  tensor: (value: OnnxTensorInit): OnnxTypedAttribute => ({ type: 'TENSOR', value }),
+});
+
+const AttributeType = onnx.AttributeProto.AttributeType;
+
+function isTypedAttribute(value: OnnxAttributeValue): value is OnnxTypedAttribute {
+  return typeof value === 'object' && !Array.isArray(value) && 'type' in value && 'value' in value;
+}
+
+function isTensorInit(value: OnnxAttributeValue): value is OnnxTensorInit {
+  return typeof value === 'object' && !Array.isArray(value) && 'data' in value && 'dims' in value;
+}
+
+function inferAttribute(value: OnnxAttributeValue, what: string): OnnxTypedAttribute {
+  if (isTypedAttribute(value)) return value;
+  if (isTensorInit(value)) return { type: 'TENSOR', value };
+  if (typeof value === 'number') return Number.isInteger(value) ? { type: 'INT', value } : { type: 'FLOAT', value };
+  if (typeof value === 'string') return { type: 'STRING', value };
+  if (Array.isArray(value)) {
+    const items = value as readonly unknown[];
+    if (items.every((v): v is string => typeof v === 'string') && items.length > 0) {
+      return { type: 'STRINGS', value: items };
+    }
+    if (items.every((v): v is number => typeof v === 'number')) {
+      return items.every((v) => Number.isInteger(v)) ? { type: 'INTS', value: items } : { type: 'FLOATS', value: items };
+    }
+  }
+  throw new OnnxBuildError(`${what}: cannot infer an ONNX attribute type for ${JSON.stringify(value)}`);
+}
+
+function checkInt(v: number, what: string): number {
+  if (!Number.isSafeInteger(v)) throw new OnnxBuildError(`${what}: ${v} is not an integer`);
+  return v;
+}
+
+function checkFloat(v: number, what: string): number {
+  if (typeof v !== 'number') throw new OnnxBuildError(`${what}: ${String(v)} is not a number`);
+  return v;
+}
+
+const utf8 = new TextEncoder();
+
+function makeAttribute(name: string, raw: OnnxAttributeValue, what: string): OnnxTypes.IAttributeProto {
+  const a = inferAttribute(raw, what);
+  switch (a.type) {
+    case 'INT':
+      return { name, type: AttributeType.INT, i: checkInt(a.value, what) };
+    case 'INTS':
+      return { name, type: AttributeType.INTS, ints: a.value.map((v) => checkInt(v, what)) };
+    case 'FLOAT':
+      return { name, type: AttributeType.FLOAT, f: checkFloat(a.value, what) };
+    case 'FLOATS':
+      return { name, type: AttributeType.FLOATS, floats: a.value.map((v) => checkFloat(v, what)) };
+    case 'STRING':
+      return { name, type: AttributeType.STRING, s: utf8.encode(a.value) };
+    case 'STRINGS':
+      return { name, type: AttributeType.STRINGS, strings: a.value.map((v) => utf8.encode(v)) };
+    case 'TENSOR':
+      return { name, type: AttributeType.TENSOR, t: makeTensorProto('', a.value, what) };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The builder
+
+/** A dimension: a fixed size or a symbol (`'N'`) that ONNX stores as `dim_param`. */
+export type OnnxDim = number | string;
+
+export interface OnnxOpsetImport {
+  readonly domain: string;
+  readonly version: number;
+}
+
+export interface OnnxBuildOptions {
+  /** ONNX IR version; 8 by default (what the official checker from onnx 1.12 accepts). */
+  readonly irVersion?: number;
+  /** Version of the default domain (`ai.onnx`), or every imported opset. */
+  readonly opset: number | readonly OnnxOpsetImport[];
+  readonly producerName: string;
+  readonly producerVersion: string;
+  readonly docString?: string;
+  /** Written sorted by key. */
+  readonly metadataProps?: Readonly<Record<string, string>>;
+  readonly graphName: string;
+  readonly graphDocString?: string;
+  readonly domain?: string;
+  readonly modelVersion?: number;
+}
+
+function makeValueInfo(name: string, elemType: OnnxElemType, dims: readonly OnnxDim[], docString?: string): OnnxTypes.IValueInfoProto {
+  const dim = dims.map((d): OnnxTypes.TensorShapeProto.IDimension => {
+    if (typeof d === 'string') {
+      if (d === '') throw new OnnxBuildError(`value '${name}': a symbolic dimension needs a name`);
+      return { dimParam: d };
+    }
+    if (!Number.isSafeInteger(d) || d < 0) {
+      throw new OnnxBuildError(`value '${name}': dimension ${d} is neither a non-negative integer nor a symbol`);
+    }
+    return { dimValue: d };
+  });
+  const info: OnnxTypes.IValueInfoProto = {
+    name,
+    type: { tensorType: { elemType: ONNX_DATA_TYPE[elemType], shape: { dim } } },
+  };
+  if (docString !== undefined && docString !== '') info.docString = docString;
+  return info;
+}
+
+/**
+ * Collects one graph and encodes it as a `ModelProto`. Values are in SSA form: every name is defined once (graph
+ * input, initializer or node output) before a node reads it. An empty input name marks an omitted optional input.
+ */
+export class OnnxGraphBuilder {
+  private readonly inputs: OnnxTypes.IValueInfoProto[] = [];
+  private readonly outputs: OnnxTypes.IValueInfoProto[] = [];
+  private readonly valueInfos: OnnxTypes.IValueInfoProto[] = [];
+  private readonly initializers: OnnxTypes.ITensorProto[] = [];
+  private readonly nodes: OnnxTypes.INodeProto[] = [];
+  /** Every defined value and what defined it (for error messages). */
+  private readonly defined = new Map<string, string>();
+  private readonly nodeNames = new Set<string>();
+  private readonly outputNames = new Set<string>();
+  private readonly domains = new Set<string>();
+
+  /** True when `name` is already a graph input, initializer or node output. */
+  has(name: string): boolean {
+    return this.defined.has(name);
+  }
+
+  private define(name: string, by: string): void {
+    if (name === '') throw new OnnxBuildError(`${by}: value names must not be empty`);
+    const previous = this.defined.get(name);
+    if (previous !== undefined) throw new OnnxBuildError(`${by}: value '${name}' is already defined by ${previous}`);
+    this.defined.set(name, by);
+  }
+
+  addInput(name: string, elemType: OnnxElemType, dims: readonly OnnxDim[], docString?: string): this {
+    const info = makeValueInfo(name, elemType, dims, docString);
+    this.define(name, `graph input '${name}'`);
+    this.inputs.push(info);
+    return this;
+  }
+
+  /** Declares a graph output; the value must be defined by the time `build` runs. */
+  addOutput(name: string, elemType: OnnxElemType, dims: readonly OnnxDim[], docString?: string): this {
+    if (this.outputNames.has(name)) throw new OnnxBuildError(`graph output '${name}' is declared twice`);
+    this.outputs.push(makeValueInfo(name, elemType, dims, docString));
+    this.outputNames.add(name);
+    return this;
+  }
+
+  /** Records the type and shape of an intermediate value (`graph.value_info`). */
+  addValueInfo(name: string, elemType: OnnxElemType, dims: readonly OnnxDim[]): this {
+    this.valueInfos.push(makeValueInfo(name, elemType, dims));
+    return this;
+  }
+
+  /** Adds a constant tensor stored as little-endian `raw_data`. */
+  addInitializer(name: string, dims: readonly number[], data: OnnxTypedArray, dataType?: OnnxElemType): this {
+    const what = `initializer '${name}'`;
+    const tensor = makeTensorProto(name, dataType === undefined ? { dims, data } : { dims, data, dataType }, what);
+    this.define(name, what);
+    this.initializers.push(tensor);
+    return this;
+  }
+
+  /**
+   * Adds a node. `name` should be unique (non-empty names are checked); attributes are written sorted by name,
+   * as `onnx.helper.make_node` does. `domain` defaults to the default ONNX domain.
+   */
+  addNode(
+    opType: string,
+    inputs: readonly string[],
+    outputs: readonly string[],
+    name: string,
+    attributes: Readonly<Record<string, OnnxAttributeValue>> = {},
+    docString?: string,
+    domain?: string,
+  ): this {
+    const what = `node '${name}' (${opType})`;
+    if (opType === '') throw new OnnxBuildError(`${what}: op type must not be empty`);
+    if (name !== '' && this.nodeNames.has(name)) throw new OnnxBuildError(`${what}: node name '${name}' is used twice`);
+    for (const input of inputs) {
+      if (input !== '' && !this.defined.has(input)) {
+        throw new OnnxBuildError(`${what}: input '${input}' is not defined (graph input, initializer or earlier node output)`);
+      }
+    }
+    const attribute = Object.keys(attributes)
+      .sort()
+      .map((key) => makeAttribute(key, attributes[key]!, `${what} attribute '${key}'`));
+    for (const output of outputs) if (output !== '') this.define(output, what);
+    if (name !== '') this.nodeNames.add(name);
+    const node: OnnxTypes.INodeProto = { input: [...inputs], output: [...outputs], opType };
+    if (name !== '') node.name = name;
+    if (attribute.length > 0) node.attribute = attribute;
+    if (docString !== undefined && docString !== '') node.docString = docString;
+    if (domain !== undefined && domain !== '' && domain !== 'ai.onnx') {
+      node.domain = domain;
+      this.domains.add(domain);
+    }
+    this.nodes.push(node);
+    return this;
+  }
+
+  /** Encodes the model. Building twice from the same calls gives identical bytes. */
+  build(options: OnnxBuildOptions): Uint8Array {
+    const irVersion = options.irVersion ?? 8;
+    if (!Number.isSafeInteger(irVersion) || irVersion < 1) throw new OnnxBuildError(`IR version ${irVersion} is invalid`);
+    const opsets: OnnxOpsetImport[] =
+      typeof options.opset === 'number' ? [{ domain: '', version: options.opset }] : [...options.opset];
+    const seen = new Set<string>();
+    for (const o of opsets) {
+      const d = o.domain === 'ai.onnx' ? '' : o.domain;
+      if (seen.has(d)) throw new OnnxBuildError(`opset domain '${o.domain}' is imported twice`);
+      if (!Number.isSafeInteger(o.version) || o.version < 1) {
+        throw new OnnxBuildError(`opset ${o.version} of domain '${o.domain}' is invalid`);
+      }
+      seen.add(d);
+    }
+    if (this.nodes.length > 0 && !seen.has('')) throw new OnnxBuildError('no opset imported for the default ONNX domain');
+    for (const d of [...this.domains].sort()) {
+      if (!seen.has(d)) throw new OnnxBuildError(`nodes use domain '${d}' but no opset of it is imported`);
+    }
+    if (this.outputs.length === 0) throw new OnnxBuildError(`graph '${options.graphName}' has no outputs`);
+    for (const o of this.outputs) {
+      if (!this.defined.has(o.name!)) throw new OnnxBuildError(`graph output '${o.name!}' is not defined by any input, initializer or node`);
+    }
+
+    const graph: OnnxTypes.IGraphProto = {
+      node: this.nodes,
+      name: options.graphName,
+      initializer: this.initializers,
+      input: this.inputs,
+      output: this.outputs,
+    };
+    if (this.valueInfos.length > 0) graph.valueInfo = this.valueInfos;
+    if (options.graphDocString !== undefined && options.graphDocString !== '') graph.docString = options.graphDocString;
+
+    const metadata = options.metadataProps ?? {};
+    const model: OnnxTypes.IModelProto = {
+      irVersion,
+      opsetImport: opsets.map((o) => ({ domain: o.domain === 'ai.onnx' ? '' : o.domain, version: o.version })),
+      producerName: options.producerName,
+      producerVersion: options.producerVersion,
+      graph,
+    };
+    if (options.domain !== undefined && options.domain !== '') model.domain = options.domain;
+    if (options.modelVersion !== undefined) model.modelVersion = checkInt(options.modelVersion, 'model version');
+    if (options.docString !== undefined && options.docString !== '') model.docString = options.docString;
+    const keys = Object.keys(metadata).sort();
+    if (keys.length > 0) model.metadataProps = keys.map((key) => ({ key, value: metadata[key]! }));
+    return onnx.ModelProto.encode(model).finish();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Decoding
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Decodes a `ModelProto`. Raises `OnnxFormatError` when the bytes are truncated, not protobuf, or decode to
+ * something that is not a model (no IR version or no graph; protobuf skips unknown fields, so garbage can
+ * "decode").
+ */
+export function decodeModel(bytes: Uint8Array, path?: string): DecodedModelProto {
+  let model: ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (error) {
+    throw new OnnxFormatError(`not an ONNX model (${describe(error)})`, path);
+  }
+  const irVersion = int64ToNumber(model.irVersion, 'ir_version', path);
+  if (irVersion < 1) throw new OnnxFormatError('not an ONNX model (no IR version)', path);
+  if (!(model.graph instanceof onnx.GraphProto)) throw new OnnxFormatError('not an ONNX model (no graph)', path);
+  return model as DecodedModelProto;
+}
+
+/** Encodes a model (decoded or built by hand) back to bytes; a decoded model re-encodes to the bytes it came from. */
+export function encodeModel(model: OnnxTypes.IModelProto): Uint8Array {
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** Encodes a `TensorProto` (e.g. a `.pb` file of test data in ONNX's layout). */
+export function encodeTensorProto(tensor: OnnxTypes.ITensorProto): Uint8Array {
+  return onnx.TensorProto.encode(tensor).finish();
+}
+
+/** Decodes a `TensorProto` (the `.pb` files of ONNX's test data), raising `OnnxFormatError` on bad bytes. */
+export function decodeTensorProto(bytes: Uint8Array, path?: string): TensorProto {
+  try {
+    return onnx.TensorProto.decode(bytes);
+  } catch (error) {
+    throw new OnnxFormatError(`not an ONNX tensor (${describe(error)})`, path);
+  }
+}
+
+/** The element type and shape a `ValueInfoProto` declares; a dimension is a size, a symbol, or `null` (unknown). */
+export interface OnnxValueShape {
+  readonly name: string;
+  /** `undefined` when the value is not a tensor or its element type is unknown to this module. */
+  readonly elemType: OnnxElemType | undefined;
+  /** `undefined` when the rank is unknown (no shape). */
+  readonly dims: (number | string | null)[] | undefined;
+}
+
+/**
+ * Reads a value's declared type and shape. (Decoded `Dimension`s hold `dim_value`/`dim_param` as a oneof: the
+ * field that is not set reads `null`, not 0 or "".)
+ */
+export function valueInfoShape(info: OnnxTypes.IValueInfoProto, path?: string): OnnxValueShape {
+  const name = info.name ?? '';
+  const tensorType = info.type?.tensorType;
+  const elemType = tensorType?.elemType != null ? elemTypeFromCode(tensorType.elemType) : undefined;
+  const shape = tensorType?.shape;
+  const dims =
+    shape === null || shape === undefined
+      ? undefined
+      : (shape.dim ?? []).map((d): number | string | null => {
+          if (d.dimParam !== null && d.dimParam !== undefined && d.dimParam !== '') return d.dimParam;
+          if (d.dimValue !== null && d.dimValue !== undefined) return int64ToNumber(d.dimValue, `dimension of '${name}'`, path);
+          return null;
+        });
+  return { name, elemType, dims };
+}
+
+/** protobufjs returns int64 fields as `number` or, with the `long` package present, as a Long object. */
+interface LongLike {
+  readonly low: number;
+  readonly high: number;
+  readonly unsigned?: boolean;
+}
+
+function isLongLike(v: unknown): v is LongLike {
+  return typeof v === 'object' && v !== null && typeof (v as LongLike).low === 'number' && typeof (v as LongLike).high === 'number';
+}
+
+/** An int64 field as a bigint. */
+export function int64ToBigInt(value: unknown): bigint {
+  if (typeof value === 'bigint') return value;
+  if (typeof value === 'number') return BigInt(value);
+  if (isLongLike(value)) {
+    const bits = (BigInt(value.high >>> 0) << 32n) | BigInt(value.low >>> 0);
+    return value.unsigned === true ? BigInt.asUintN(64, bits) : BigInt.asIntN(64, bits);
+  }
+  if (value === null || value === undefined) return 0n;
+  throw new TypeError(`not an int64 value: ${String(value)}`);
+}
+
+/** An int64 field as a number; raises `OnnxFormatError` when it does not fit in a double exactly. */
+export function int64ToNumber(value: unknown, what = 'int64 field', path?: string): number {
+  const big = int64ToBigInt(value);
+  const n = Number(big);
+  if (!Number.isSafeInteger(n)) throw new OnnxFormatError(`${what} ${big} does not fit in a safe integer`, path);
+  return n;
+}
+
+/**
+ * The elements of a tensor as a typed array of its element type: `raw_data` (little endian) when present,
+ * otherwise the typed field ONNX prescribes (float_data, double_data, int32_data for int8/uint8/int32/bool,
+ * int64_data). Supports float32, float64, int8, uint8, int32, int64 and bool (as 0/1 bytes).
+ */
+export function tensorProtoToArray(tensor: OnnxTypes.ITensorProto, path?: string): OnnxTensorData {
+  const name = tensor.name ?? '';
+  const where = name === '' ? 'tensor' : `tensor '${name}'`;
+  const code = tensor.dataType ?? 0;
+  const dataType = elemTypeFromCode(code);
+  if (tensor.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (tensor.externalData?.length ?? 0) > 0) {
+    throw new OnnxFormatError(`${where}: external data is not supported`, path);
+  }
+  const dims = (tensor.dims ?? []).map((d) => int64ToNumber(d, `${where} dimension`, path));
+  if (dims.some((d) => d < 0)) throw new OnnxFormatError(`${where}: negative dimension in [${dims.join(', ')}]`, path);
+  const count = product(dims);
+  const raw = tensor.rawData;
+  const fail = (message: string): never => {
+    throw new OnnxFormatError(`${where}: ${message}`, path);
+  };
+
+  let data: OnnxTypedArray;
+  if (raw !== null && raw !== undefined && raw.length > 0) {
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const expectBytes = (size: number): void => {
+      if (raw.byteLength !== count * size) {
+        fail(`raw_data has ${raw.byteLength} bytes, dims [${dims.join(', ')}] of ${dataType ?? code} need ${count * size}`);
+      }
+    };
+    switch (dataType) {
+      case 'float32': {
+        expectBytes(4);
+        const out = new Float32Array(count);
+        for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
+        data = out;
+        break;
+      }
+      case 'float64': {
+        expectBytes(8);
+        const out = new Float64Array(count);
+        for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true);
+        data = out;
+        break;
+      }
+      case 'int32': {
+        expectBytes(4);
+        const out = new Int32Array(count);
+        for (let i = 0; i < count; i++) out[i] = view.getInt32(i * 4, true);
+        data = out;
+        break;
+      }
+      case 'int64': {
+        expectBytes(8);
+        const out = new BigInt64Array(count);
+        for (let i = 0; i < count; i++) out[i] = view.getBigInt64(i * 8, true);
+        data = out;
+        break;
+      }
+      case 'int8': {
+        // Under Node, protobufjs decodes bytes as a Buffer whose slice() is a view of a shared pool: copy.
+        expectBytes(1);
+        const out = new Int8Array(count);
+        out.set(new Int8Array(raw.buffer, raw.byteOffset, raw.byteLength));
+        data = out;
+        break;
+      }
+      case 'uint8':
+      case 'bool': {
+        expectBytes(1);
+        const out = new Uint8Array(count);
+        out.set(raw);
+        data = out;
+        break;
+      }
+      default:
+        return fail(`element type ${dataType ?? code} is not supported`);
+    }
+  } else {
+    const typed = <T>(field: readonly T[] | null | undefined, fieldName: string): readonly T[] => {
+      const values = field ?? [];
+      if (values.length !== count) {
+        fail(`${fieldName} has ${values.length} elements, dims [${dims.join(', ')}] need ${count}`);
+      }
+      return values;
+    };
+    switch (dataType) {
+      case 'float32':
+        data = Float32Array.from(typed(tensor.floatData, 'float_data'));
+        break;
+      case 'float64':
+        data = Float64Array.from(typed(tensor.doubleData, 'double_data'));
+        break;
+      case 'int32':
+        data = Int32Array.from(typed(tensor.int32Data, 'int32_data'));
+        break;
+      case 'int8':
+        data = Int8Array.from(typed(tensor.int32Data, 'int32_data'));
+        break;
+      case 'uint8':
+        data = Uint8Array.from(typed(tensor.int32Data, 'int32_data'));
+        break;
+      case 'bool':
+        data = Uint8Array.from(typed(tensor.int32Data, 'int32_data'), (v) => (v !== 0 ? 1 : 0));
+        break;
+      case 'int64':
+        data = BigInt64Array.from(typed(tensor.int64Data as readonly unknown[], 'int64_data'), (v) => int64ToBigInt(v));
+        break;
+      default:
+        return fail(`element type ${dataType ?? code} is not supported`);
+    }
+  }
+  return { name, dataType, dims, data };
+}
