@@ -1,0 +1,40 @@
+/**
+ * Atomic file writes: write to a temporary file in the destination's folder, flush it to disk, then rename it over
+ * the destination.
+ *
+ * A rename within one file system replaces the destination in one step (POSIX `rename(2)`), so a reader, or a
+ * process that crashes half-way, sees either the old file or the complete new one, never a half-written file. The
+ * temporary file must live in the same folder: a rename across file systems is a copy and is not atomic.
+ */
+
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DataError, describeCause } from './data-error.js';
+
+/** Writes `bytes` to `filePath` atomically (temporary file in the same folder + fsync + rename). */
+export function writeFileAtomic(filePath: string, bytes: Uint8Array): void {
+  const temporaryPath = join(
+    dirname(filePath),
+    `.${basename(filePath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
+  );
+  let renamed = false;
+  try {
+    const descriptor = openSync(temporaryPath, 'wx');
+    try {
+      let written = 0;
+      while (written < bytes.length) {
+        written += writeSync(descriptor, bytes, written, bytes.length - written);
+      }
+      fsyncSync(descriptor);
+    } finally {
+      closeSync(descriptor);
+    }
+    renameSync(temporaryPath, filePath);
+    renamed = true;
+  } catch (error) {
+    throw new DataError(`cannot write file: ${describeCause(error)}`, filePath, { cause: error });
+  } finally {
+    if (!renamed) rmSync(temporaryPath, { force: true });
+  }
+}
