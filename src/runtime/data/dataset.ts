@@ -24,7 +24,7 @@ import { DataError, describeCause } from './data-error.js';
 import { readIdxFile, type IdxArray } from './idx.js';
 import { readNpyFile, type NpyArray } from './npy.js';
 import { loadPngFolder, type PngFolderOptions } from './png-folder.js';
-import { createMulberry32, deriveSeed, randomInteger, shuffledIndices, type RandomSource } from './random.js';
+import { createMulberry32, deriveSeed, randomInteger, shuffledIndices, type RandomSource } from '../../random.js';
 
 /** [channels, height, width] of one sample. */
 export type ImageShape = [channels: number, height: number, width: number];

@@ -6,7 +6,7 @@
 
 export { DataError } from './data-error.js';
 export { writeFileAtomic } from './atomic-write.js';
-export * from './random.js';
+export * from '../../random.js';
 export * from './idx.js';
 export * from './npy.js';
 export * from './png-folder.js';

@@ -80,3 +80,10 @@ export function shuffledIndices(count: number, seed: number): Int32Array {
   for (let index = 0; index < count; index++) indices[index] = index;
   return shuffleInPlace(indices, createMulberry32(seed));
 }
+
+/** A standard normal sample by the Box–Muller transform. */
+export function normalSample(random: RandomSource): number {
+  const u = 1 - random();
+  const v = random();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}

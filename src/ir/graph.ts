@@ -1,0 +1,255 @@
+/**
+ * The convspec IR: one typed graph that every stage after elaboration reads.
+ *
+ * - SSA: each node produces exactly one tensor, named by the node's stable user-visible path
+ *   (`stage2.basic1.conv2`); inputs refer to graph inputs or earlier nodes by that name. `nodes` is in
+ *   topological order.
+ * - Logical layout NCHW / NCL / NCDHW (ONNX's). Kernels are [out, in/groups, k…]; dense weights [out, in].
+ * - SAME / causal padding is resolved to explicit begin/end pads when sizes are known; only SAME with a stride
+ *   above 1 on a symbolic size stays `'same-dynamic'` (SAME_UPPER at run time).
+ * - Attributes are typed per op (`OpAttributes` is one discriminated union on `op`).
+ * - Training metadata (frozen, regularisers, dropout rates, BN momentum) is part of every node and survives
+ *   every export.
+ * - Immutable: passes build new graphs; `replaceNode` returns the same graph when nothing changed.
+ */
+import type { Dim } from './dims.js';
+import type { Span } from '../source.js';
+
+export type Shape = readonly Dim[];
+export type DType = 'f32';
+
+/** Explicit pads per spatial axis: `begin[i]` before and `end[i]` after the data on axis i. */
+export interface Padding {
+  readonly begin: readonly number[];
+  readonly end: readonly number[];
+}
+
+/** How padding was written; kept so printers and diagnostics can say what the user asked for. */
+export type PadMode = 'explicit' | 'same' | 'valid' | 'causal';
+
+export type Activation =
+  | { readonly kind: 'relu' }
+  | { readonly kind: 'relu6' }
+  | { readonly kind: 'leaky_relu'; readonly alpha: number }
+  | { readonly kind: 'elu'; readonly alpha: number }
+  | { readonly kind: 'sigmoid' }
+  | { readonly kind: 'hard_sigmoid'; readonly alpha: number; readonly beta: number }
+  | { readonly kind: 'tanh' }
+  | { readonly kind: 'swish' }
+  | { readonly kind: 'hard_swish' }
+  | { readonly kind: 'gelu' }
+  | { readonly kind: 'softmax'; readonly axis: number };
+
+export type ActivationKind = Activation['kind'];
+
+export interface ConvAttributes {
+  readonly op: 'conv';
+  readonly inChannels: number;
+  readonly filters: number;
+  readonly kernel: readonly number[];
+  readonly stride: readonly number[];
+  readonly dilation: readonly number[];
+  readonly groups: number;
+  readonly padding: Padding | 'same-dynamic';
+  readonly padMode: PadMode;
+  readonly bias: boolean;
+}
+
+export interface ConvTransposeAttributes {
+  readonly op: 'conv_transpose';
+  readonly inChannels: number;
+  readonly filters: number;
+  readonly kernel: readonly number[];
+  readonly stride: readonly number[];
+  readonly dilation: readonly number[];
+  readonly groups: number;
+  readonly padding: Padding;
+  readonly outputPadding: readonly number[];
+  readonly padMode: PadMode;
+  readonly bias: boolean;
+}
+
+export interface PoolAttributes {
+  readonly op: 'maxpool' | 'avgpool';
+  readonly kernel: readonly number[];
+  readonly stride: readonly number[];
+  readonly padding: Padding | 'same-dynamic';
+  readonly padMode: PadMode;
+  readonly ceilMode: boolean;
+  /** Average pooling only: divide by the full window (true) or by the valid elements (false). */
+  readonly countIncludePad: boolean;
+}
+
+export interface GlobalPoolAttributes {
+  readonly op: 'global_avgpool' | 'global_maxpool';
+}
+
+export interface BatchNormAttributes {
+  readonly op: 'batchnorm';
+  readonly channels: number;
+  readonly epsilon: number;
+  readonly momentum: number;
+}
+
+export interface ActivationAttributes {
+  readonly op: 'activation';
+  readonly fn: Activation;
+}
+
+export interface DropoutAttributes {
+  readonly op: 'dropout';
+  readonly rate: number;
+  /** Drops whole channels (SpatialDropout) instead of single elements. */
+  readonly spatial: boolean;
+}
+
+export interface ElementwiseAttributes {
+  /** Broadcasting as in ONNX/NumPy (an SE gate [N,C,1,1] multiplies [N,C,H,W]). */
+  readonly op: 'add' | 'mul';
+}
+
+export interface ConcatAttributes {
+  readonly op: 'concat';
+  readonly axis: number;
+}
+
+export interface UpsampleAttributes {
+  readonly op: 'upsample';
+  readonly scale: readonly number[];
+  readonly mode: 'nearest' | 'linear';
+}
+
+export interface FlattenAttributes {
+  readonly op: 'flatten';
+}
+
+export interface ReshapeAttributes {
+  readonly op: 'reshape';
+  /** Target shape without the batch dimension. */
+  readonly shape: readonly Dim[];
+}
+
+export interface DenseAttributes {
+  readonly op: 'dense';
+  readonly inFeatures: number;
+  readonly units: number;
+  readonly bias: boolean;
+}
+
+export interface PadAttributes {
+  readonly op: 'pad';
+  readonly padding: Padding;
+  readonly mode: 'constant' | 'reflect' | 'edge';
+  readonly value: number;
+}
+
+export type OpAttributes =
+  | ConvAttributes
+  | ConvTransposeAttributes
+  | PoolAttributes
+  | GlobalPoolAttributes
+  | BatchNormAttributes
+  | ActivationAttributes
+  | DropoutAttributes
+  | ElementwiseAttributes
+  | ConcatAttributes
+  | UpsampleAttributes
+  | FlattenAttributes
+  | ReshapeAttributes
+  | DenseAttributes
+  | PadAttributes;
+
+export type OpName = OpAttributes['op'];
+
+export type Regularizer =
+  | { readonly kind: 'l1'; readonly factor: number }
+  | { readonly kind: 'l2'; readonly factor: number }
+  | { readonly kind: 'max_norm'; readonly value: number };
+
+/** Per-channel symmetric int8 weights and per-tensor activations, recorded by the quantization pass. */
+export interface QuantizationInfo {
+  /** Scale of the node's input activation (zero point 0 for S8, as ORT's S8S8 QDQ uses). */
+  readonly inputScale: number;
+  readonly inputZeroPoint: number;
+}
+
+export interface NodeCommon {
+  readonly name: string;
+  readonly inputs: readonly string[];
+  /** Output shape. */
+  readonly shape: Shape;
+  readonly span: Span;
+  readonly frozen: boolean;
+  readonly regularizers: readonly Regularizer[];
+  readonly quantization?: QuantizationInfo;
+}
+
+export type Node = NodeCommon & OpAttributes;
+export type NodeOf<K extends OpName> = NodeCommon & Extract<OpAttributes, { op: K }>;
+
+export interface GraphInput {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: Shape;
+  readonly span: Span;
+}
+
+export interface GraphOutput {
+  /** The user's name (`logits`). */
+  readonly name: string;
+  /** The tensor it refers to (`logits.dense1`). */
+  readonly value: string;
+  readonly span: Span;
+}
+
+/** A training setting as written in the spec's `train { … }` section, already evaluated. */
+export type SettingValue = number | string | boolean | readonly SettingValue[] | { readonly call: string; readonly args: Readonly<Record<string, SettingValue>> };
+
+export interface Graph {
+  readonly name: string;
+  readonly inputs: readonly GraphInput[];
+  readonly nodes: readonly Node[];
+  readonly outputs: readonly GraphOutput[];
+  readonly training: Readonly<Record<string, SettingValue>>;
+  /** Spec file the graph came from (for metadata and diagnostics). */
+  readonly source: string;
+}
+
+export function nodeByName(graph: Graph): Map<string, Node> {
+  return new Map(graph.nodes.map((n) => [n.name, n]));
+}
+
+/** Shapes of every tensor (graph inputs and node outputs) by name. */
+export function tensorShapes(graph: Graph): Map<string, Shape> {
+  const shapes = new Map<string, Shape>();
+  for (const input of graph.inputs) shapes.set(input.name, input.shape);
+  for (const node of graph.nodes) shapes.set(node.name, node.shape);
+  return shapes;
+}
+
+/** For each tensor, the nodes that read it (graph outputs are not listed). */
+export function consumers(graph: Graph): Map<string, Node[]> {
+  const map = new Map<string, Node[]>();
+  for (const node of graph.nodes) {
+    for (const input of node.inputs) {
+      const list = map.get(input);
+      if (list) list.push(node);
+      else map.set(input, [node]);
+    }
+  }
+  return map;
+}
+
+/** Number of spatial axes of a conv/pool node (1, 2 or 3). */
+export function spatialRank(node: { readonly kernel: readonly number[] }): number {
+  return node.kernel.length;
+}
+
+/** Kernel extent with dilation: α(k − 1) + 1. */
+export function effectiveKernel(kernel: number, dilation: number): number {
+  return dilation * (kernel - 1) + 1;
+}
+
+export function isWeighted(node: Node): node is NodeOf<'conv'> | NodeOf<'conv_transpose'> | NodeOf<'dense'> {
+  return node.op === 'conv' || node.op === 'conv_transpose' || node.op === 'dense';
+}

@@ -1,0 +1,89 @@
+/**
+ * Weights: named float32 tensors in the IR's logical layout, keyed by parameter name (`stem.conv1.weight`).
+ *
+ * Initialisation follows PyTorch's defaults in spirit: He (Kaiming) normal for conv and dense weights with
+ * std = √(2 / fan_in), fan_in = (in/groups)·∏k (for transposed convs, the output side's out/groups·∏k), zero biases,
+ * BN γ = 1, β = 0, running mean 0 and variance 1. `randomWeights` instead draws every tensor (BN statistics
+ * included) from distributions that make numerical tests meaningful.
+ */
+import { createMulberry32, deriveSeed, normalSample } from '../random.js';
+import type { Graph } from './graph.js';
+import { graphParameters, parameterSize, type ParamSpec } from './params.js';
+
+export interface WeightTensor {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+export type Weights = ReadonlyMap<string, WeightTensor>;
+
+function fanIn(param: ParamSpec): number {
+  return param.shape.slice(1).reduce((a, b) => a * b, 1);
+}
+
+function seedFor(seed: number, name: string): number {
+  let hash = 0;
+  for (let i = 0; i < name.length; i++) hash = (Math.imul(hash, 31) + name.charCodeAt(i)) >>> 0;
+  return deriveSeed(seed, hash);
+}
+
+/** Training initialisation (He normal weights, zero biases, identity batch norm). */
+export function initializeWeights(graph: Graph, seed = 0): Map<string, WeightTensor> {
+  const weights = new Map<string, WeightTensor>();
+  for (const param of graphParameters(graph.nodes)) {
+    const data = new Float32Array(parameterSize(param));
+    if (param.role === 'weight' && param.shape.length >= 2) {
+      const random = createMulberry32(seedFor(seed, param.name));
+      const std = Math.sqrt(2 / Math.max(1, fanIn(param)));
+      for (let i = 0; i < data.length; i++) data[i] = normalSample(random) * std;
+    } else if ((param.role === 'weight' && param.shape.length === 1) || param.role === 'running_var') {
+      data.fill(1);
+    }
+    weights.set(param.name, { shape: param.shape, data });
+  }
+  return weights;
+}
+
+/**
+ * Random weights for numerical tests: weights scaled to keep activations near unit variance, random biases,
+ * BN γ ∈ [0.5, 1.5], β ∈ [−0.5, 0.5], running mean ∈ [−0.5, 0.5], running variance ∈ [0.5, 1.5].
+ */
+export function randomWeights(graph: Graph, seed = 0): Map<string, WeightTensor> {
+  const weights = new Map<string, WeightTensor>();
+  for (const param of graphParameters(graph.nodes)) {
+    const data = new Float32Array(parameterSize(param));
+    const random = createMulberry32(seedFor(seed, param.name));
+    const uniform = (low: number, high: number) => low + (high - low) * random();
+    if (param.role === 'weight' && param.shape.length >= 2) {
+      const std = Math.sqrt(1 / Math.max(1, fanIn(param)));
+      for (let i = 0; i < data.length; i++) data[i] = normalSample(random) * std;
+    } else {
+      const [low, high] = param.role === 'running_var' || param.role === 'weight' ? [0.5, 1.5] : [-0.5, 0.5];
+      for (let i = 0; i < data.length; i++) data[i] = uniform(low, high);
+    }
+    weights.set(param.name, { shape: param.shape, data });
+  }
+  return weights;
+}
+
+export interface WeightProblem {
+  readonly kind: 'missing' | 'shape' | 'unused';
+  readonly name: string;
+  readonly expected?: readonly number[];
+  readonly found?: readonly number[];
+}
+
+/** Compares weights with what a graph needs: every missing tensor, wrong shape and unused tensor. */
+export function checkWeights(graph: Graph, weights: Weights): WeightProblem[] {
+  const problems: WeightProblem[] = [];
+  const needed = graphParameters(graph.nodes);
+  const names = new Set(needed.map((p) => p.name));
+  for (const param of needed) {
+    const tensor = weights.get(param.name);
+    if (!tensor) problems.push({ kind: 'missing', name: param.name, expected: param.shape });
+    else if (tensor.shape.length !== param.shape.length || tensor.shape.some((d, i) => d !== param.shape[i]))
+      problems.push({ kind: 'shape', name: param.name, expected: param.shape, found: tensor.shape });
+  }
+  for (const [name, tensor] of weights) if (!names.has(name)) problems.push({ kind: 'unused', name, found: tensor.shape });
+  return problems;
+}

@@ -1,0 +1,133 @@
+/**
+ * Tokens of the convspec language (see grammar/convspec.ebnf).
+ *
+ * Keywords are identifiers with `longer_alt: Identifier`, so `models` or `input_image` stay identifiers.
+ * Unterminated strings and block comments are matched by dedicated error tokens, so the lexer reports them with
+ * their full extent instead of one "unexpected character" per character.
+ */
+import { createToken, Lexer, type TokenType } from 'chevrotain';
+
+export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_]*/ });
+
+function keyword(word: string): TokenType {
+  return createToken({ name: `Kw_${word}`, pattern: new RegExp(`${word}(?![A-Za-z0-9_])`), longer_alt: Identifier, label: `'${word}'` });
+}
+
+export const Keywords = {
+  model: keyword('model'),
+  block: keyword('block'),
+  input: keyword('input'),
+  param: keyword('param'),
+  let: keyword('let'),
+  output: keyword('output'),
+  return: keyword('return'),
+  repeat: keyword('repeat'),
+  as: keyword('as'),
+  when: keyword('when'),
+  assert: keyword('assert'),
+  freeze: keyword('freeze'),
+  regularize: keyword('regularize'),
+  on: keyword('on'),
+  train: keyword('train'),
+  import: keyword('import'),
+  from: keyword('from'),
+  take: keyword('take'),
+  true: keyword('true'),
+  false: keyword('false'),
+  and: keyword('and'),
+  or: keyword('or'),
+  not: keyword('not'),
+} as const;
+
+export const KEYWORDS: ReadonlySet<string> = new Set(Object.keys(Keywords));
+
+export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n]+/, group: Lexer.SKIPPED, line_breaks: true });
+export const LineComment = createToken({ name: 'LineComment', pattern: /\/\/[^\n]*/, group: 'comments' });
+export const BlockComment = createToken({ name: 'BlockComment', pattern: /\/\*[\s\S]*?\*\//, group: 'comments', line_breaks: true });
+export const UnterminatedComment = createToken({ name: 'UnterminatedComment', pattern: /\/\*[\s\S]*/, group: 'errors', line_breaks: true });
+
+export const StringLiteral = createToken({ name: 'StringLiteral', pattern: /"(?:[^"\\\n]|\\[^\n])*"/, label: 'string' });
+export const UnterminatedString = createToken({ name: 'UnterminatedString', pattern: /"(?:[^"\\\n]|\\[^\n])*/, group: 'errors' });
+/** Numbers: `3`, `0.5`, `1e-4`, and size suffixes `10k`, `12M`, `4G` (×10³, ×10⁶, ×10⁹) for assertions. */
+export const NumberLiteral = createToken({
+  name: 'NumberLiteral',
+  pattern: /(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?:[kMG](?![A-Za-z0-9_]))?/,
+  label: 'number',
+});
+
+export const Arrow = createToken({ name: 'Arrow', pattern: /->/, label: "'->'" });
+export const DotDot = createToken({ name: 'DotDot', pattern: /\.\./, label: "'..'" });
+export const Dot = createToken({ name: 'Dot', pattern: /\./, label: "'.'" });
+export const QuestionQuestion = createToken({ name: 'QuestionQuestion', pattern: /\?\?/, label: "'??'" });
+export const Question = createToken({ name: 'Question', pattern: /\?/, label: "'?'" });
+export const EqualEqual = createToken({ name: 'EqualEqual', pattern: /==/, label: "'=='" });
+export const NotEqual = createToken({ name: 'NotEqual', pattern: /!=/, label: "'!='" });
+export const LessEqual = createToken({ name: 'LessEqual', pattern: /<=/, label: "'<='" });
+export const GreaterEqual = createToken({ name: 'GreaterEqual', pattern: />=/, label: "'>='" });
+export const Less = createToken({ name: 'Less', pattern: /</, label: "'<'" });
+export const Greater = createToken({ name: 'Greater', pattern: />/, label: "'>'" });
+export const Equals = createToken({ name: 'Equals', pattern: /=/, label: "'='" });
+export const Plus = createToken({ name: 'Plus', pattern: /\+/, label: "'+'" });
+export const Minus = createToken({ name: 'Minus', pattern: /-/, label: "'-'" });
+export const Star = createToken({ name: 'Star', pattern: /\*/, label: "'*'" });
+export const SlashSlash = createToken({ name: 'SlashSlash', pattern: /\/\//, label: "'//'" });
+export const Slash = createToken({ name: 'Slash', pattern: /\//, label: "'/'" });
+export const Percent = createToken({ name: 'Percent', pattern: /%/, label: "'%'" });
+export const Colon = createToken({ name: 'Colon', pattern: /:/, label: "':'" });
+export const Comma = createToken({ name: 'Comma', pattern: /,/, label: "','" });
+export const LParen = createToken({ name: 'LParen', pattern: /\(/, label: "'('" });
+export const RParen = createToken({ name: 'RParen', pattern: /\)/, label: "')'" });
+export const LBracket = createToken({ name: 'LBracket', pattern: /\[/, label: "'['" });
+export const RBracket = createToken({ name: 'RBracket', pattern: /]/, label: "']'" });
+export const LBrace = createToken({ name: 'LBrace', pattern: /\{/, label: "'{'" });
+export const RBrace = createToken({ name: 'RBrace', pattern: /}/, label: "'}'" });
+
+/** Order matters: longer operators first, comments before '/', error tokens after the tokens they shadow. */
+export const allTokens: TokenType[] = [
+  WhiteSpace,
+  BlockComment,
+  UnterminatedComment,
+  LineComment,
+  StringLiteral,
+  UnterminatedString,
+  NumberLiteral,
+  Arrow,
+  DotDot,
+  Dot,
+  QuestionQuestion,
+  Question,
+  EqualEqual,
+  NotEqual,
+  LessEqual,
+  GreaterEqual,
+  Less,
+  Greater,
+  Equals,
+  Plus,
+  Minus,
+  Star,
+  SlashSlash,
+  Slash,
+  Percent,
+  Colon,
+  Comma,
+  LParen,
+  RParen,
+  LBracket,
+  RBracket,
+  LBrace,
+  RBrace,
+  ...Object.values(Keywords),
+  Identifier,
+];
+
+/**
+ * Every token also belongs to `AnyToken`, so the parser can swallow one unreadable token as a stray statement
+ * and carry on with the next statement (see `strayToken` in grammar.ts).
+ */
+export const AnyToken = createToken({ name: 'AnyToken', pattern: Lexer.NA });
+for (const token of allTokens) {
+  if (token.GROUP !== Lexer.SKIPPED) (token as { CATEGORIES?: TokenType[] }).CATEGORIES = [AnyToken];
+}
+
+export const convspecLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });
