@@ -1,0 +1,506 @@
+/**
+ * Training and evaluation of a `TfjsEngine` on an image-classification `Dataset`.
+ *
+ * One optimizer step on a batch (x, y):
+ *   1. forward in training mode (batch statistics in non-frozen batch norms, dropout masks seeded by
+ *      deriveSeed(seed, epoch, 3, batch)), logits z = the chosen output as [N, K];
+ *   2. L = loss(z, y) + Σ_nodes l1·Σ|w| + l2·Σw² over the `weight` of every non-frozen node with an l1/l2
+ *      regulariser (Keras's convention: l2(λ) adds λ·Σw², whose gradient is 2λw);
+ *   3. gradients of L with respect to the trainable parameters only (frozen nodes' parameters and BN running
+ *      statistics are not variables of the tape, so they stay bit-identical);
+ *   4. clipping by global norm c: every gradient is scaled by min(1, c/‖g‖₂) with ‖g‖₂ over all of them;
+ *   5. the optimizer update (./optimizers.ts) at the learning rate of this step (./schedules.ts);
+ *   6. max-norm constraints: each output unit's incoming weights w_u ← w_u·min(1, c/‖w_u‖₂) (Keras MaxNorm);
+ *   7. running statistics of the non-frozen batch norms: running ← m·running + (1 − m)·batch.
+ * The reported training loss is the data loss (no regulariser), comparable with the validation loss.
+ *
+ * Reproducibility: batches come from `iterateBatches` with (seed, epoch), dropout masks from (seed, epoch,
+ * batch), learning rates from the step number; a checkpoint written at the end of an epoch holds weights,
+ * optimizer state, step and history, so a resumed run produces the same weights as an uninterrupted one.
+ *
+ * Early stopping watches the validation loss (the training loss without validation data): an epoch improves
+ * when its loss is below the best by more than `minDelta`; after `patience` epochs without improvement training
+ * stops, and with `restoreBest` the best weights are put back.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Node } from '../../ir/graph.js';
+import type { WeightTensor } from '../../ir/weights.js';
+import { deriveSeed } from '../../random.js';
+import { graphFingerprint, writeCheckpoint, type JsonValue, type TrainingCheckpoint } from '../checkpoint.js';
+import { countBatches, iterateBatches, sampleSize, type AugmentationOptions, type Dataset } from '../data/dataset.js';
+import { EngineError, toInternal, type BatchStatistics, type TfjsEngine } from './engine.js';
+import { computeLoss, countCorrect, lossTargets, type LossKind, type LossOptions } from './losses.js';
+import { Optimizer, type OptimizerOptions } from './optimizers.js';
+import { learningRateAt, type ScheduleOptions, type WarmupOptions } from './schedules.js';
+
+/** Training that cannot start or go on as asked (bad options, a checkpoint of another model…). */
+export class TrainingError extends Error {
+  override readonly name = 'TrainingError';
+}
+
+export interface EarlyStoppingOptions {
+  /** Epochs without improvement before stopping. */
+  readonly patience: number;
+  /** Smallest decrease of the monitored loss that counts as an improvement; default 0. */
+  readonly minDelta?: number;
+  /** Put back the best weights when training ends (stopped or not); default true. */
+  readonly restoreBest?: boolean;
+}
+
+export interface CheckpointOptions {
+  readonly path: string;
+  /** Write every this many epochs (and after the last one); default 1. */
+  readonly everyEpochs?: number;
+}
+
+export interface TrainOptions {
+  /** Total epochs (a resumed run continues up to this number). */
+  readonly epochs: number;
+  readonly batchSize: number;
+  /** Default cross-entropy. */
+  readonly loss?: LossKind | LossOptions;
+  /** Label smoothing ε (overrides the one in `loss`). */
+  readonly labelSmoothing?: number;
+  /** Default Adam with learning rate 1e-3. */
+  readonly optimizer?: OptimizerOptions;
+  readonly schedule?: ScheduleOptions;
+  readonly warmup?: WarmupOptions;
+  /** Clip gradients to this global L2 norm. */
+  readonly clipNorm?: number;
+  /** Seed of data order, augmentation and dropout; default the engine's seed (or the resumed checkpoint's). */
+  readonly seed?: number;
+  /** Shuffle every epoch; default true. */
+  readonly shuffle?: boolean;
+  readonly augmentation?: AugmentationOptions;
+  /** Validation data, evaluated after every epoch. */
+  readonly validation?: Dataset;
+  readonly earlyStopping?: EarlyStoppingOptions;
+  /** Extra top-k accuracies to report (e.g. [5]). */
+  readonly topK?: readonly number[];
+  readonly checkpoint?: CheckpointOptions;
+  /** Continue from this checkpoint (see `readCheckpoint`). */
+  readonly resume?: TrainingCheckpoint;
+  /** Resume even when the checkpoint's spec hash differs from this graph's. */
+  readonly allowSpecMismatch?: boolean;
+  /** Graph input fed with the images; default the only one. */
+  readonly input?: string;
+  /** Graph output trained as logits [N, K]; default the first. */
+  readonly output?: string;
+  /** Stops after the current batch when aborted. */
+  readonly signal?: AbortSignal;
+}
+
+export interface BatchProgress {
+  /** 1-based epoch and batch numbers. */
+  readonly epoch: number;
+  readonly epochs: number;
+  readonly batch: number;
+  readonly batches: number;
+  /** Optimizer steps taken so far, this one included. */
+  readonly step: number;
+  /** This batch's data loss and accuracy. */
+  readonly loss: number;
+  readonly accuracy: number;
+  /** Means over the epoch so far. */
+  readonly epochLoss: number;
+  readonly epochAccuracy: number;
+  readonly learningRate: number;
+  /** This batch's throughput, forward + backward + update. */
+  readonly imagesPerSecond: number;
+}
+
+export interface EvaluationResult {
+  readonly loss: number;
+  readonly accuracy: number;
+  /** `top5` → accuracy, for each requested k. */
+  readonly topK: Readonly<Record<string, number>>;
+  readonly count: number;
+}
+
+export interface EpochSummary {
+  /** 1-based. */
+  readonly epoch: number;
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly topK: Readonly<Record<string, number>>;
+  readonly validation?: EvaluationResult;
+  /** Learning rate of the epoch's last step. */
+  readonly learningRate: number;
+  readonly seconds: number;
+  readonly imagesPerSecond: number;
+}
+
+export type StopReason = 'completed' | 'early-stopping' | 'aborted' | 'non-finite-loss';
+
+export interface TrainingHistory {
+  readonly epochs: EpochSummary[];
+  readonly stopReason: StopReason;
+  /** Epochs already done when this run started (from a resumed checkpoint). */
+  readonly startEpoch: number;
+  readonly bestEpoch?: number;
+  readonly bestLoss?: number;
+}
+
+export interface TrainCallbacks {
+  onBatchEnd?(progress: BatchProgress): void | Promise<void>;
+  onEpochEnd?(summary: EpochSummary): void | Promise<void>;
+  onCheckpoint?(path: string, epoch: number): void | Promise<void>;
+}
+
+export interface EvaluateOptions {
+  readonly batchSize?: number;
+  readonly loss?: LossKind | LossOptions;
+  readonly topK?: readonly number[];
+  readonly input?: string;
+  readonly output?: string;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+function lossOptionsOf(loss: LossKind | LossOptions | undefined, labelSmoothing: number | undefined): LossOptions {
+  const base: LossOptions = typeof loss === 'string' ? { kind: loss } : (loss ?? { kind: 'cross_entropy' });
+  const smoothing = labelSmoothing ?? base.labelSmoothing ?? 0;
+  if (!(smoothing >= 0 && smoothing < 1)) throw new TrainingError(`label smoothing must be in [0, 1), got ${smoothing}`);
+  return { kind: base.kind, labelSmoothing: smoothing };
+}
+
+interface Wiring {
+  readonly input: string;
+  readonly output: string;
+  /** Sample dims without the batch axis, logical layout. */
+  readonly sampleDims: number[];
+  readonly classes: number;
+}
+
+/** Which input and output to use, the shape of one sample and the number of classes. */
+function wire(engine: TfjsEngine, dataset: Dataset, input: string | undefined, output: string | undefined): Wiring {
+  const graph = engine.graph;
+  const inputDecl = input ? graph.inputs.find((i) => i.name === input) : graph.inputs.length === 1 ? graph.inputs[0] : undefined;
+  if (!inputDecl) throw new TrainingError(input ? `${graph.name} has no input '${input}'` : `${graph.name} has ${graph.inputs.length} inputs; say which one the images feed`);
+  const outputDecl = output ? graph.outputs.find((o) => o.name === output) : graph.outputs[0];
+  if (!outputDecl) throw new TrainingError(output ? `${graph.name} has no output '${output}'` : `${graph.name} has no outputs`);
+  const declared = inputDecl.shape.slice(1);
+  const [channels, height, width] = dataset.shape;
+  const sampleDims = declared.map((d, axis) => {
+    if (typeof d === 'number') return d;
+    // a symbolic size takes the dataset's when the input is an image batch [N, C, H, W]
+    if (declared.length === 3) return [channels, height, width][axis]!;
+    throw new TrainingError(`input '${inputDecl.name}' has a symbolic size on axis ${axis + 1}; only [N, C, H, W] inputs take their sizes from the data`);
+  });
+  const count = sampleDims.reduce((a, b) => a * b, 1);
+  if (count !== sampleSize(dataset)) {
+    throw new TrainingError(`input '${inputDecl.name}' takes samples of [${sampleDims.join(', ')}] (${count} values) but the data's samples are [${dataset.shape.join(', ')}] (${sampleSize(dataset)} values)`);
+  }
+  const outputNode = graph.nodes.find((n) => n.name === outputDecl.value);
+  const outShape = outputNode?.shape ?? [];
+  const classes = outShape[1];
+  if (outShape.length < 2 || typeof classes !== 'number' || outShape.slice(2).some((d) => d !== 1)) {
+    throw new TrainingError(`output '${outputDecl.name}' must be class scores [N, K] to train a classifier`);
+  }
+  let maxLabel = -1;
+  for (const label of dataset.labels) if (label > maxLabel) maxLabel = label;
+  if (classes > 1 && maxLabel >= classes) throw new TrainingError(`the data has label ${maxLabel} but output '${outputDecl.name}' has ${classes} classes`);
+  if (classes === 1 && maxLabel > 1) throw new TrainingError(`output '${outputDecl.name}' has one unit (binary) but the data has label ${maxLabel}`);
+  return { input: inputDecl.name, output: outputDecl.name, sampleDims, classes };
+}
+
+/** The engine output as [N, K] logits. */
+function asLogits(output: tf.Tensor): tf.Tensor2D {
+  if (output.rank === 2) return output as tf.Tensor2D;
+  return tf.reshape(output, [output.shape[0]!, output.shape[output.rank - 1]!]);
+}
+
+function regularizationLoss(engine: TfjsEngine): tf.Scalar | undefined {
+  const terms: tf.Tensor[] = [];
+  for (const node of engine.graph.nodes) {
+    if (node.frozen || node.regularizers.length === 0) continue;
+    const weight = engine.parameter(node.name, 'weight');
+    if (!weight) continue;
+    for (const regularizer of node.regularizers) {
+      if (regularizer.kind === 'l1' && regularizer.factor > 0) terms.push(tf.mul(tf.sum(tf.abs(weight.variable)), regularizer.factor));
+      if (regularizer.kind === 'l2' && regularizer.factor > 0) terms.push(tf.mul(tf.sum(tf.square(weight.variable)), regularizer.factor));
+    }
+  }
+  if (terms.length === 0) return undefined;
+  return (terms.length === 1 ? terms[0]! : tf.addN(terms)) as tf.Scalar;
+}
+
+/** Max-norm constraints, per output unit: every axis but the output-channel axis of the tfjs layout. */
+function applyMaxNorm(engine: TfjsEngine): void {
+  tf.tidy(() => {
+    for (const node of engine.graph.nodes) {
+      if (node.frozen) continue;
+      const limit = node.regularizers.find((r) => r.kind === 'max_norm');
+      if (!limit || limit.kind !== 'max_norm') continue;
+      const weight = engine.parameter(node.name, 'weight');
+      if (!weight) continue;
+      const w = weight.variable;
+      // conv [K…, I/g, O] and dense [I, O]: the output unit is the last axis; transposed conv [K…, O/g, I]: axis −2
+      const unitAxis = node.op === 'conv_transpose' ? w.rank - 2 : w.rank - 1;
+      const axes = w.shape.map((_, axis) => axis).filter((axis) => axis !== unitAxis);
+      const norms = tf.sqrt(tf.sum(tf.square(w), axes, true));
+      w.assign(tf.mul(w, tf.div(tf.clipByValue(norms, 0, limit.value), tf.add(norms, 1e-7))));
+    }
+  });
+}
+
+function clipByGlobalNorm(gradients: Map<string, tf.Tensor>, clipNorm: number): Map<string, tf.Tensor> {
+  const list = [...gradients.values()];
+  if (list.length === 0) return gradients;
+  const squares = list.map((g) => tf.sum(tf.square(g)));
+  const norm = tf.sqrt(squares.length === 1 ? squares[0]! : tf.addN(squares));
+  const scale = tf.minimum(1, tf.div(clipNorm, tf.maximum(norm, 1e-12)));
+  return new Map([...gradients].map(([name, g]) => [name, tf.mul(g, scale)]));
+}
+
+function batchTensor(x: Float32Array, size: number, sampleDims: readonly number[]): tf.Tensor {
+  return toInternal(tf.tensor(x, [size, ...sampleDims], 'float32'));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Loss, accuracy and top-k accuracies on a dataset, in inference mode. */
+export function evaluate(engine: TfjsEngine, dataset: Dataset, options: EvaluateOptions = {}): EvaluationResult {
+  const wiring = wire(engine, dataset, options.input, options.output);
+  const loss = lossOptionsOf(options.loss, undefined);
+  const topK = [...(options.topK ?? [])];
+  let lossSum = 0;
+  let correct = 0;
+  const hits = topK.map(() => 0);
+  for (const batch of iterateBatches(dataset, { batchSize: options.batchSize ?? 256 })) {
+    const { lossValue, logits } = tf.tidy(() => {
+      const feeds = new Map([[wiring.input, batchTensor(batch.x, batch.size, wiring.sampleDims)]]);
+      const outputs = engine.forward(feeds, { training: false, releaseIntermediates: true });
+      const z = asLogits(outputs.get(wiring.output)!);
+      const value = computeLoss(z, lossTargets(batch.y, wiring.classes, loss), loss);
+      return { lossValue: value.dataSync()[0]!, logits: z.dataSync() as Float32Array };
+    });
+    lossSum += lossValue * batch.size;
+    const counted = countCorrect(logits, batch.y, wiring.classes, topK);
+    correct += counted.top1;
+    counted.topK.forEach((h, i) => (hits[i]! += h));
+  }
+  const count = dataset.count;
+  return {
+    loss: count > 0 ? lossSum / count : Number.NaN,
+    accuracy: count > 0 ? correct / count : Number.NaN,
+    topK: Object.fromEntries(topK.map((k, i) => [`top${k}`, count > 0 ? hits[i]! / count : Number.NaN])),
+    count,
+  };
+}
+
+interface TrainerState {
+  bestLoss: number;
+  bestEpoch: number;
+  wait: number;
+}
+
+/**
+ * Trains `engine` on `dataset` (see the module header). Returns the history; the engine holds the trained
+ * weights (the best ones when early stopping restores them).
+ */
+export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: TrainOptions, callbacks: TrainCallbacks = {}): Promise<TrainingHistory> {
+  if (!Number.isInteger(options.epochs) || options.epochs < 0) throw new TrainingError(`epochs must be a non-negative integer, got ${options.epochs}`);
+  if (!Number.isInteger(options.batchSize) || options.batchSize <= 0) throw new TrainingError(`the batch size must be a positive integer, got ${options.batchSize}`);
+  if (options.clipNorm !== undefined && !(options.clipNorm > 0)) throw new TrainingError(`clipNorm must be positive, got ${options.clipNorm}`);
+  if (dataset.count === 0) throw new TrainingError('the training data is empty');
+  const wiring = wire(engine, dataset, options.input, options.output);
+  if (options.validation) wire(engine, options.validation, options.input, options.output);
+  const loss = lossOptionsOf(options.loss, options.labelSmoothing);
+  const topK = [...(options.topK ?? [])];
+  const specHash = graphFingerprint(engine.graph);
+  const resume = options.resume;
+  if (resume && options.seed !== undefined && options.seed !== resume.metadata.seed) {
+    throw new TrainingError(`the checkpoint was trained with seed ${resume.metadata.seed}; resuming with seed ${options.seed} would not continue the same run`);
+  }
+  const seed = options.seed ?? resume?.metadata.seed ?? engine.seed;
+  const optimizerOptions: OptimizerOptions = options.optimizer ?? { kind: 'adam', learningRate: 1e-3 };
+  const trainable = engine.trainableParameters();
+  const optimizer = new Optimizer(optimizerOptions, trainable);
+  const variables = trainable.map((p) => p.variable);
+  const history: EpochSummary[] = [];
+  const state: TrainerState = { bestLoss: Number.POSITIVE_INFINITY, bestEpoch: 0, wait: 0 };
+  let bestWeights: Map<string, WeightTensor> | undefined;
+  let startEpoch = 0;
+
+  try {
+    if (resume) {
+      if (resume.metadata.specHash !== specHash && !options.allowSpecMismatch) {
+        throw new TrainingError(`the checkpoint belongs to another model (spec hash ${resume.metadata.specHash.slice(0, 12)}…, this graph ${specHash.slice(0, 12)}…)`);
+      }
+      if (resume.metadata.optimizer['kind'] !== optimizer.kind) {
+        throw new TrainingError(`the checkpoint holds ${String(resume.metadata.optimizer['kind'])} state; this run uses ${optimizer.kind}`);
+      }
+      try {
+        engine.setWeights(resume.weights);
+      } catch (error) {
+        if (error instanceof EngineError) throw new TrainingError(`the checkpoint's weights do not fit: ${error.message}`);
+        throw error;
+      }
+      optimizer.setState(resume.optimizerState, resume.metadata.step);
+      history.push(...(resume.metadata.history as unknown as EpochSummary[]));
+      startEpoch = resume.metadata.epoch;
+      const trainer = resume.metadata.trainer;
+      if (typeof trainer['bestLoss'] === 'number') state.bestLoss = trainer['bestLoss'];
+      if (typeof trainer['bestEpoch'] === 'number') state.bestEpoch = trainer['bestEpoch'];
+      if (typeof trainer['wait'] === 'number') state.wait = trainer['wait'];
+      bestWeights = resume.bestWeights;
+    }
+
+    const batches = countBatches(dataset, { batchSize: options.batchSize });
+    const scheduleContext = { stepsPerEpoch: batches, totalSteps: batches * options.epochs };
+    const restoreBest = options.earlyStopping ? (options.earlyStopping.restoreBest ?? true) : false;
+    let stopReason: StopReason = 'completed';
+
+    for (let epochIndex = startEpoch; epochIndex < options.epochs && stopReason === 'completed'; epochIndex++) {
+      const epochStart = performance.now();
+      let lossSum = 0;
+      let correct = 0;
+      let seen = 0;
+      const hits = topK.map(() => 0);
+      let learningRate = optimizerOptions.learningRate;
+      let batchIndex = 0;
+      let lastTime = performance.now();
+      for (const batch of iterateBatches(dataset, { batchSize: options.batchSize, shuffle: options.shuffle ?? true, seed, epoch: epochIndex, augmentation: options.augmentation })) {
+        if (options.signal?.aborted) {
+          stopReason = 'aborted';
+          break;
+        }
+        learningRate = learningRateAt(optimizerOptions.learningRate, optimizer.step, options.schedule, options.warmup, scheduleContext);
+        const statistics: BatchStatistics[] = [];
+        const dropoutSeed = deriveSeed(seed, epochIndex, 3, batchIndex);
+        const { lossValue, logits } = tf.tidy(() => {
+          const feeds = new Map([[wiring.input, batchTensor(batch.x, batch.size, wiring.sampleDims)]]);
+          const targets = lossTargets(batch.y, wiring.classes, loss);
+          let keptLogits: tf.Tensor | undefined;
+          let keptLoss: tf.Tensor | undefined;
+          const objective = (): tf.Scalar => {
+            const outputs = engine.forward(feeds, {
+              training: true,
+              seed: dropoutSeed,
+              onBatchStatistics: (s) => statistics.push({ node: s.node, mean: tf.keep(s.mean), variance: tf.keep(s.variance) }),
+            });
+            const z = asLogits(outputs.get(wiring.output)!);
+            const dataLoss = computeLoss(z, targets, loss);
+            keptLogits = tf.keep(z);
+            keptLoss = tf.keep(dataLoss);
+            const regularization = regularizationLoss(engine);
+            return regularization ? tf.add(dataLoss, regularization) : dataLoss;
+          };
+          if (variables.length > 0) {
+            const { grads } = tf.variableGrads(objective, variables);
+            let gradients = new Map(Object.entries(grads));
+            if (options.clipNorm !== undefined) gradients = clipByGlobalNorm(gradients, options.clipNorm);
+            const value = keptLoss!.dataSync()[0]!;
+            if (Number.isFinite(value)) optimizer.apply(gradients, learningRate);
+          } else {
+            objective();
+          }
+          const result = { lossValue: keptLoss!.dataSync()[0]!, logits: Float32Array.from(keptLogits!.dataSync() as Float32Array) };
+          keptLoss!.dispose();
+          keptLogits!.dispose();
+          return result;
+        });
+        if (!Number.isFinite(lossValue)) {
+          for (const s of statistics) tf.dispose([s.mean, s.variance]);
+          stopReason = 'non-finite-loss';
+          break;
+        }
+        applyMaxNorm(engine);
+        engine.updateRunningStatistics(statistics);
+        for (const s of statistics) tf.dispose([s.mean, s.variance]);
+        const counted = countCorrect(logits, batch.y, wiring.classes, topK);
+        lossSum += lossValue * batch.size;
+        correct += counted.top1;
+        counted.topK.forEach((h, i) => (hits[i]! += h));
+        seen += batch.size;
+        batchIndex++;
+        const now = performance.now();
+        const progress: BatchProgress = {
+          epoch: epochIndex + 1,
+          epochs: options.epochs,
+          batch: batchIndex,
+          batches,
+          step: optimizer.step,
+          loss: lossValue,
+          accuracy: counted.top1 / batch.size,
+          epochLoss: lossSum / seen,
+          epochAccuracy: correct / seen,
+          learningRate,
+          imagesPerSecond: (batch.size * 1000) / Math.max(now - lastTime, 1e-3),
+        };
+        lastTime = now;
+        await callbacks.onBatchEnd?.(progress);
+      }
+      if (stopReason !== 'completed' || seen === 0) break;
+      const seconds = (performance.now() - epochStart) / 1000;
+      const validation = options.validation ? evaluate(engine, options.validation, { batchSize: Math.max(options.batchSize, 256), loss, topK, input: wiring.input, output: wiring.output }) : undefined;
+      const summary: EpochSummary = {
+        epoch: epochIndex + 1,
+        loss: lossSum / seen,
+        accuracy: correct / seen,
+        topK: Object.fromEntries(topK.map((k, i) => [`top${k}`, hits[i]! / seen])),
+        ...(validation ? { validation } : {}),
+        learningRate,
+        seconds,
+        imagesPerSecond: seen / Math.max(seconds, 1e-6),
+      };
+      history.push(summary);
+      if (options.earlyStopping) {
+        const monitored = validation ? validation.loss : summary.loss;
+        if (monitored < state.bestLoss - (options.earlyStopping.minDelta ?? 0)) {
+          state.bestLoss = monitored;
+          state.bestEpoch = summary.epoch;
+          state.wait = 0;
+          if (restoreBest) bestWeights = engine.getWeights();
+        } else {
+          state.wait++;
+          if (state.wait >= options.earlyStopping.patience) stopReason = 'early-stopping';
+        }
+      }
+      await callbacks.onEpochEnd?.(summary);
+      const every = options.checkpoint?.everyEpochs ?? 1;
+      const last = summary.epoch === options.epochs || stopReason !== 'completed';
+      if (options.checkpoint && (summary.epoch % every === 0 || last)) {
+        writeCheckpoint(options.checkpoint.path, {
+          weights: engine.getWeights(),
+          optimizerState: optimizer.getState(),
+          ...(bestWeights ? { bestWeights } : {}),
+          metadata: {
+            epoch: summary.epoch,
+            step: optimizer.step,
+            seed,
+            specHash,
+            optimizer: optimizer.describe(),
+            history: history as unknown as JsonValue[],
+            trainer: {
+              bestLoss: Number.isFinite(state.bestLoss) ? state.bestLoss : null,
+              bestEpoch: state.bestEpoch,
+              wait: state.wait,
+            },
+          },
+        });
+        await callbacks.onCheckpoint?.(options.checkpoint.path, summary.epoch);
+      }
+    }
+    if (restoreBest && bestWeights) engine.setWeights(bestWeights);
+    return {
+      epochs: history,
+      stopReason,
+      startEpoch,
+      ...(options.earlyStopping && Number.isFinite(state.bestLoss) ? { bestEpoch: state.bestEpoch, bestLoss: state.bestLoss } : {}),
+    };
+  } finally {
+    optimizer.dispose();
+  }
+}
+
+/** Parameters a training run updates, for summaries (frozen and BN running statistics excluded). */
+export function trainableParameterCount(engine: TfjsEngine): number {
+  return engine.trainableParameters().reduce((sum, p) => sum + p.spec.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/** Nodes whose parameters a training run leaves alone. */
+export function frozenNodes(engine: TfjsEngine): Node[] {
+  return engine.graph.nodes.filter((n) => n.frozen);
+}
