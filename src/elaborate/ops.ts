@@ -101,7 +101,7 @@ type PaddingRequest = { mode: PadMode; explicit?: Padding };
 function paddingArg(args: ReadonlyMap<string, Value>, rank: number): PaddingRequest | string {
   const value = args.get('pad')!;
   if (value.kind === 'string') {
-    if (value.value === 'causal' && rank !== 1) return 'causal padding applies to 1D convolutions only';
+    if (value.value === 'causal' && rank !== 1) return `cannot be causal on a ${rank}D input: causal padding is for 1D convolutions`;
     return { mode: value.value as PadMode };
   }
   if (value.kind === 'number') {
@@ -328,7 +328,7 @@ const deconv: OpSpec = {
       padding = resolved.padding;
       extra = resolved.outputPadding.map((v, i) => v + op![i]!);
     } else if (pad.mode === 'causal') {
-      return { ok: false, argument: 'pad', message: 'causal padding does not apply to transposed convolutions' };
+      return { ok: false, argument: 'pad', message: 'cannot be causal: causal padding is for 1D convolutions, not transposed ones' };
     } else {
       padding = pad.explicit ?? { begin: new Array(rank).fill(0), end: new Array(rank).fill(0) };
     }
@@ -381,7 +381,7 @@ function poolSpec(op: 'maxpool' | 'avgpool'): OpSpec {
       const input = inputs[0]!;
       const window = windowArgs(values, input);
       if (isProblem(window)) return { ok: false, ...window };
-      if (window.padMode === 'causal') return { ok: false, argument: 'pad', message: 'causal padding does not apply to pooling' };
+      if (window.padMode === 'causal') return { ok: false, argument: 'pad', message: 'cannot be causal: causal padding is for 1D convolutions, not pooling' };
       if (window.padding !== 'same-dynamic') {
         for (let i = 0; i < window.rank; i++) {
           if (window.padding.begin[i]! >= window.kernel[i]! || window.padding.end[i]! >= window.kernel[i]!)
@@ -569,10 +569,10 @@ const specs: OpSpec[] = [
     },
   ),
   simple('flatten', 'flattens all axes after the batch axis', { op: 'flatten' }),
-  simple('reshape', 'reshapes the axes after the batch axis (one entry may be -1)', { op: 'reshape', shape: [] }, [{ name: 'shape', type: { kind: 'dims' } }], (args) => {
+  simple('reshape', 'reshapes the axes after the batch axis (one entry may be -1)', { op: 'reshape', target: [] }, [{ name: 'shape', type: { kind: 'dims' } }], (args) => {
     const value = args.get('shape')!;
     const dims = value.kind === 'list' ? value.items.map((i) => (i.kind === 'number' ? i.value : i.kind === 'dim' ? i.dim : Number.NaN)) : [];
-    return { op: 'reshape', shape: dims };
+    return { op: 'reshape', target: dims };
   }),
   simple('dense', 'fully connected layer on [N, features]', { op: 'dense', inFeatures: 0, units: 1, bias: true }, [
     { name: 'units', type: int(1) },

@@ -402,7 +402,7 @@ export function importOnnx(bytes: Uint8Array, options: { path?: string; modelNam
         }
         const rest = target.slice(1).map((d, i) => (d === 0 ? firstShape[i + 1]! : d));
         if (rest.length === 1 && rest[0] === -1) addNode(node, { op: 'flatten' }, [x[0]!], uniqueName(node.name ? moduleName(node.name, 'flatten') : undefined, 'flatten'));
-        else addNode(node, { op: 'reshape', shape: rest }, [x[0]!], uniqueName(node.name ? moduleName(node.name, 'reshape') : undefined, 'reshape'));
+        else addNode(node, { op: 'reshape', target: rest }, [x[0]!], uniqueName(node.name ? moduleName(node.name, 'reshape') : undefined, 'reshape'));
         break;
       }
       case 'Gemm':

@@ -10,7 +10,7 @@
  * - Attributes are typed per op (`OpAttributes` is one discriminated union on `op`).
  * - Training metadata (frozen, regularisers, dropout rates, BN momentum) is part of every node and survives
  *   every export.
- * - Immutable: passes build new graphs; `replaceNode` returns the same graph when nothing changed.
+ * - Immutable: passes build new graphs and return the same graph object when nothing changed.
  */
 import type { Dim } from './dims.js';
 import type { Span } from '../source.js';
@@ -125,8 +125,8 @@ export interface FlattenAttributes {
 
 export interface ReshapeAttributes {
   readonly op: 'reshape';
-  /** Target shape without the batch dimension. */
-  readonly shape: readonly Dim[];
+  /** Requested shape without the batch dimension, as written (one entry may be -1); `shape` is the result. */
+  readonly target: readonly Dim[];
 }
 
 export interface DenseAttributes {
@@ -185,7 +185,8 @@ export interface NodeCommon {
 }
 
 export type Node = NodeCommon & OpAttributes;
-export type NodeOf<K extends OpName> = NodeCommon & Extract<OpAttributes, { op: K }>;
+/** The node type of one op (`NodeOf<'avgpool'>`), also for attribute types shared by several ops. */
+export type NodeOf<K extends OpName> = NodeCommon & (OpAttributes extends infer T ? (T extends { readonly op: infer O } ? (K extends O ? T & { readonly op: K } : never) : never) : never);
 
 export interface GraphInput {
   readonly name: string;

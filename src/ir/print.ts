@@ -79,7 +79,7 @@ export function printOpCall(node: Node, extraInputs: readonly string[]): string 
     case 'flatten':
       return 'flatten';
     case 'reshape':
-      return `reshape(${list(node.shape.map(dimText))})`;
+      return `reshape(${list(node.target.map(dimText))})`;
     case 'dense':
       return `dense(${node.units}, bias: ${node.bias})`;
     case 'pad':

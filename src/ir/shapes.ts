@@ -232,7 +232,7 @@ export function inferShape(attributes: OpAttributes, inputs: readonly Shape[]): 
     }
     case 'reshape': {
       const known = knownProduct(x.slice(1));
-      const target = [...attributes.shape];
+      const target = [...attributes.target];
       const unknownIndex = target.findIndex((d) => d === -1);
       if (unknownIndex >= 0) {
         const rest = knownProduct(target.filter((_, i) => i !== unknownIndex));
