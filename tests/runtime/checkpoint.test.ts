@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   CheckpointError,
@@ -114,6 +115,31 @@ describe('safetensors encoding', () => {
     expect(result['w']).toEqual(['F32', [2, 2, 3], expect.closeTo(sum(tensor([2, 2, 3])), 4)]);
     expect(result['b']).toEqual(['F32', [5], expect.closeTo(sum(tensor([5], 9)), 4)]);
     expect(result['__metadata__']).toEqual({ format: 'pt' });
+  });
+});
+
+describe('files of the reference safetensors library', () => {
+  it('reads a file written by safetensors 0.8 (Python, save_file with numpy arrays)', () => {
+    // written by: save_file({'layer.weight': (np.arange(12, dtype=np.float32).reshape(3, 4) / 7),
+    //                        'layer.bias': np.array([1.5, -2], dtype=np.float32)}, path, metadata={'format': 'pt'})
+    const path = fileURLToPath(new URL('./fixtures/reference-library.safetensors', import.meta.url));
+    const { tensors, metadata } = readSafetensors(path);
+    expect(metadata).toEqual({ format: 'pt' });
+    expect(tensors.get('layer.bias')).toEqual({ shape: [2], data: new Float32Array([1.5, -2]) });
+    expect(tensors.get('layer.weight')!.shape).toEqual([3, 4]);
+    expect(Array.from(tensors.get('layer.weight')!.data)).toEqual(Array.from(Float32Array.from({ length: 12 }, (_, i) => i / 7)));
+  });
+
+  it('writes what that library reads back byte for byte: the same layout for the same tensors', () => {
+    const ours = encodeSafetensors(
+      new Map([
+        ['layer.bias', { shape: [2], data: new Float32Array([1.5, -2]) }],
+        ['layer.weight', { shape: [3, 4], data: Float32Array.from({ length: 12 }, (_, i) => i / 7) }],
+      ]),
+      { format: 'pt' },
+    );
+    const path = fileURLToPath(new URL('./fixtures/reference-library.safetensors', import.meta.url));
+    expect(Buffer.from(ours)).toEqual(readFileSync(path));
   });
 });
 

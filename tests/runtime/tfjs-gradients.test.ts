@@ -56,7 +56,7 @@ function analyticGradients(engine: TfjsEngine, x: Float32Array, dims: number[], 
 
 /** L in float64 from a forward pass. */
 function objective(engine: TfjsEngine, x: Float32Array, dims: number[], projection: Float32Array, training: boolean): number {
-  const y = engine.predict({ x: { data: x, dims } }, { training, seed: FORWARD_SEED })['y']!.data;
+  const y = engine.predictSync({ x: { data: x, dims } }, { training, seed: FORWARD_SEED })['y']!.data;
   let sum = 0;
   for (let i = 0; i < y.length; i++) sum += y[i]! * projection[i]!;
   return sum;
@@ -88,7 +88,7 @@ async function checkGraphGradients(graph: Graph, training: boolean): Promise<voi
   const wasm = await TfjsEngine.create(graph, weights, { backend: 'wasm' });
   const cpu = await TfjsEngine.create(graph, weights, { backend: 'cpu' });
   try {
-    const outputSize = cpu.predict({ x: { data: x, dims } }, { training, seed: FORWARD_SEED })['y']!.data.length;
+    const outputSize = cpu.predictSync({ x: { data: x, dims } }, { training, seed: FORWARD_SEED })['y']!.data.length;
     const projection = normals(outputSize, 13);
     const onWasm = analyticGradients(wasm, x, dims, projection, training);
     const onCpu = analyticGradients(cpu, x, dims, projection, training);

@@ -38,7 +38,7 @@ async function compareWithOrt(graph: Graph, seed = 1): Promise<void> {
   const engine = await TfjsEngine.create(graph, weights, { backend: 'wasm' });
   let ours: Record<string, { data: Float32Array; dims: number[] }>;
   try {
-    ours = engine.predict({ x: { data, dims } });
+    ours = await engine.predict({ x: { data, dims } });
   } finally {
     engine.dispose();
   }

@@ -87,7 +87,7 @@ describe('engine output shapes equal the IR shapes', () => {
           const dims = [2, s.channels, ...s.sizes];
           const data = new Float32Array(dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
           for (const training of [false, true]) {
-            const out = engine.predict({ x: { data, dims } }, { training })['y']!;
+            const out = engine.predictSync({ x: { data, dims } }, { training })['y']!;
             expect(out.dims, text).toEqual(expected);
             expect(out.data.every(Number.isFinite), text).toBe(true);
           }

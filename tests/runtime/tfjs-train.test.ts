@@ -135,7 +135,7 @@ describe('optimizer update rules against a float64 reference', () => {
         const history = await trainModel(engine, data, { epochs: 3, batchSize: 4, shuffle: false, loss: 'mse', optimizer: options });
         expect(history.epochs).toHaveLength(3);
         const expected = reference(options, 3, initial, l2 ?? 0);
-        const weights = engine.getWeights();
+        const weights = engine.getWeightsSync();
         const W = weights.get('z.dense1.weight')!.data;
         const b = weights.get('z.dense1.bias')!.data;
         expected.W.forEach((w, i) => expect(W[i]).toBeCloseTo(w, 5));
@@ -152,7 +152,7 @@ describe('optimizer update rules against a float64 reference', () => {
     const engine = await TfjsEngine.create(graph, initial, { backend: 'wasm' });
     await trainModel(engine, data, { epochs: 1, batchSize: 4, shuffle: false, loss: 'mse', optimizer: { kind: 'sgd', learningRate: 1 }, clipNorm: 1e-3 });
     let squares = 0;
-    for (const [name, tensor] of engine.getWeights()) tensor.data.forEach((v, i) => (squares += (v - initial.get(name)!.data[i]!) ** 2));
+    for (const [name, tensor] of engine.getWeightsSync()) tensor.data.forEach((v, i) => (squares += (v - initial.get(name)!.data[i]!) ** 2));
     expect(Math.sqrt(squares)).toBeCloseTo(1e-3, 6);
     engine.dispose();
   });
@@ -161,7 +161,7 @@ describe('optimizer update rules against a float64 reference', () => {
     const graph = compile(text('  regularize max_norm(0.2) on dense\n'));
     const engine = await TfjsEngine.create(graph, initializeWeights(graph, 7), { backend: 'wasm' });
     await trainModel(engine, data, { epochs: 3, batchSize: 2, loss: 'mse', optimizer: { kind: 'sgd', learningRate: 0.5 } });
-    const W = engine.getWeights().get('z.dense1.weight')!.data;
+    const W = engine.getWeightsSync().get('z.dense1.weight')!.data;
     for (let unit = 0; unit < 2; unit++) {
       const norm = Math.hypot(W[unit * 3]!, W[unit * 3 + 1]!, W[unit * 3 + 2]!);
       expect(norm).toBeLessThanOrEqual(0.2 + 1e-6);
@@ -188,9 +188,9 @@ describe('frozen parameters and batch-norm statistics', () => {
     it(`leaves frozen weights and frozen BN statistics bit-identical (${optimizer.kind})`, async () => {
       const graph = compile(spec);
       const engine = await TfjsEngine.create(graph, undefined, { backend: 'wasm', seed: 3 });
-      const before = engine.getWeights();
+      const before = engine.getWeightsSync();
       await trainModel(engine, syntheticDataset(24, [2, 6, 6], 3, 1), { epochs: 2, batchSize: 8, optimizer, seed: 1 });
-      const after = engine.getWeights();
+      const after = engine.getWeightsSync();
       for (const [name, tensor] of before) {
         if (name.startsWith('stem.')) expect(sameBits(after.get(name)!, tensor), `${name} changed`).toBe(true);
         else expect(sameBits(after.get(name)!, tensor), `${name} did not change`).toBe(false);
@@ -207,8 +207,8 @@ describe('frozen parameters and batch-norm statistics', () => {
     weights.set('y.bn1.running_var', { shape: [3], data: new Float32Array([4, 0.25, 1]) });
     const engine = await TfjsEngine.create(graph, weights, { backend: 'wasm' });
     const x = { data: Float32Array.from({ length: 2 * 3 * 16 }, (_, i) => Math.sin(i) * 3), dims: [2, 3, 4, 4] };
-    const inference = engine.predict({ x })['y']!;
-    const training = engine.predict({ x }, { training: true })['y']!;
+    const inference = engine.predictSync({ x })['y']!;
+    const training = engine.predictSync({ x }, { training: true })['y']!;
     expect(training.data).toEqual(inference.data);
     engine.dispose();
   });
@@ -218,7 +218,7 @@ describe('frozen parameters and batch-norm statistics', () => {
     const engine = await TfjsEngine.create(graph, undefined, { backend: 'wasm' });
     const data = syntheticDataset(4, [2, 3, 3], 2, 5);
     await trainModel(engine, data, { epochs: 1, batchSize: 4, shuffle: false, optimizer: { kind: 'sgd', learningRate: 0.1 } });
-    const weights = engine.getWeights();
+    const weights = engine.getWeightsSync();
     for (let c = 0; c < 2; c++) {
       const values: number[] = [];
       for (let n = 0; n < 4; n++) for (let i = 0; i < 9; i++) values.push(data.images[(n * 2 + c) * 9 + i]!);
@@ -313,7 +313,7 @@ describe('runs repeat exactly and resume exactly', () => {
     // the same run again: identical
     const again = await TfjsEngine.create(graph, undefined, { backend: 'wasm', seed: 4 });
     await trainModel(again, train, options);
-    for (const [name, tensor] of straight.getWeights()) expect(sameBits(again.getWeights().get(name)!, tensor), name).toBe(true);
+    for (const [name, tensor] of straight.getWeightsSync()) expect(sameBits(again.getWeightsSync().get(name)!, tensor), name).toBe(true);
     again.dispose();
 
     // stop after epoch 1 (abort), then resume on a fresh engine with other initial weights
@@ -331,11 +331,11 @@ describe('runs repeat exactly and resume exactly', () => {
     const rest = await trainModel(resumed, train, { ...options, resume: checkpoint });
     expect(rest.startEpoch).toBe(1);
     expect(rest.epochs.map((e) => [e.loss, e.accuracy, e.validation?.loss])).toEqual(full.epochs.map((e) => [e.loss, e.accuracy, e.validation?.loss]));
-    for (const [name, tensor] of straight.getWeights()) expect(sameBits(resumed.getWeights().get(name)!, tensor), name).toBe(true);
+    for (const [name, tensor] of straight.getWeightsSync()) expect(sameBits(resumed.getWeightsSync().get(name)!, tensor), name).toBe(true);
     // the straight run's final checkpoint holds the same weights
     const final = readCheckpoint(join(directory, 'straight.ckpt'));
     expect(final.metadata.epoch).toBe(3);
-    for (const [name, tensor] of final.weights) expect(sameBits(straight.getWeights().get(name)!, tensor), name).toBe(true);
+    for (const [name, tensor] of final.weights) expect(sameBits(straight.getWeightsSync().get(name)!, tensor), name).toBe(true);
     resumed.dispose();
     straight.dispose();
   });
@@ -363,7 +363,7 @@ describe('runs repeat exactly and resume exactly', () => {
     expect(history.bestEpoch).toBe(1);
     const oneEpoch = await TfjsEngine.create(graph, undefined, { backend: 'wasm', seed: 4 });
     await trainModel(oneEpoch, train, { ...base, epochs: 1 });
-    for (const [name, tensor] of oneEpoch.getWeights()) expect(sameBits(stopping.getWeights().get(name)!, tensor), name).toBe(true);
+    for (const [name, tensor] of oneEpoch.getWeightsSync()) expect(sameBits(stopping.getWeightsSync().get(name)!, tensor), name).toBe(true);
     stopping.dispose();
     oneEpoch.dispose();
   });
@@ -398,7 +398,7 @@ describe('Fashion-MNIST (embedded subset, wasm)', () => {
     const history = await trainModel(engine, train, { epochs: 1, batchSize: 32, seed: 1, optimizer: { kind: 'adam', learningRate: 2e-3 } });
     const seconds = (performance.now() - started) / 1000;
     const evaluationStart = performance.now();
-    const result = evaluate(engine, test, { topK: [3] });
+    const result = await evaluate(engine, test, { topK: [3] });
     const evaluationSeconds = (performance.now() - evaluationStart) / 1000;
     console.log(
       `Fashion-MNIST subset, 1 epoch on wasm: train ${history.epochs[0]!.imagesPerSecond.toFixed(0)} images/s (${seconds.toFixed(1)} s), ` +

@@ -6,6 +6,11 @@
  *   happens once; `getWeights` converts back to the IR layout.
  * - Activations are channels-last inside the engine. `predict` takes and returns tensors in the IR's logical
  *   layout (NCHW / NCL / NCDHW), so callers never see the internal layout.
+ * - Reads are asynchronous (`predict`, `getWeights`): tfjs's webgpu backend reads synchronously only through an
+ *   OffscreenCanvas, which Node lacks. `predictSync` / `getWeightsSync` serve cpu, wasm and tensorflow.
+ * - WebGPU runs tensors of rank ≤ 4 only (on an H100 with Dawn, tfjs 4.22's WGSL for rank-5 tensors indexes a
+ *   nonexistent `vec5` and fails to compile), so a graph with 3D feature maps moves from webgpu to wasm under
+ *   'auto', with that reason, and is refused when webgpu was asked for by name.
  * - Every node's output shape is checked against the IR's inferred shape as it is produced: a lowering that
  *   disagreed with the shape rules fails loudly at that node. (Dimensions the IR states as numbers; symbolic ones
  *   are not checked, since the IR's symbolic ceil-mode pooling formula omits the concrete rule's correction.)
@@ -128,7 +133,17 @@ export class TfjsEngine {
     const given = weights ?? initializeWeights(graph, seed);
     const problems = checkWeights(graph, given);
     if (problems.length > 0) throw new EngineError(`weights do not fit ${graph.name}: ${problems.map(describeWeightProblem).join('; ')}`);
-    const backend = await selectBackend(options.backend ?? 'auto');
+    const preference = options.backend ?? 'auto';
+    let backend = await selectBackend(preference);
+    const rank = Math.max(...graph.inputs.map((i) => i.shape.length), ...graph.nodes.map((n) => n.shape.length));
+    if (backend.name === 'webgpu' && rank > 4) {
+      // Seen on an H100 with Dawn: the WGSL that tfjs 4.22 generates for rank-5 tensors indexes a 'vec5', which
+      // does not exist, so its element-wise and pad programs fail to compile.
+      const reason = `webgpu: tfjs's WebGPU kernels handle tensors of rank 4 at most and ${graph.name} has rank-${rank} tensors (3D feature maps)`;
+      if (preference === 'webgpu') throw new EngineError(reason);
+      const fallback = await selectBackend('wasm');
+      backend = { name: fallback.name, reasons: [...backend.reasons, reason] };
+    }
     return new TfjsEngine(graph, backend, seed, given);
   }
 
@@ -153,9 +168,45 @@ export class TfjsEngine {
 
   /**
    * Runs the graph on logical-layout inputs (one entry per graph input, by name) and returns every graph output
-   * by its name, in logical layout.
+   * by its name, in logical layout. Asynchronous because some backends (webgpu in Node) can only read results
+   * back asynchronously; `predictSync` serves the others.
    */
-  predict(inputs: Readonly<Record<string, TensorData>>, options: PredictOptions = {}): Record<string, TensorData & { dims: number[] }> {
+  async predict(inputs: Readonly<Record<string, TensorData>>, options: PredictOptions = {}): Promise<Record<string, TensorData & { dims: number[] }>> {
+    const { names, tensors } = this.runToLogical(inputs, options);
+    const result: Record<string, TensorData & { dims: number[] }> = {};
+    try {
+      for (let i = 0; i < names.length; i++) {
+        const data = (await tensors[i]!.data()) as Float32Array;
+        result[names[i]!] = { data: Float32Array.from(data), dims: [...tensors[i]!.shape] };
+      }
+    } finally {
+      tf.dispose(tensors);
+    }
+    return result;
+  }
+
+  /** `predict` for backends that read synchronously (cpu, wasm, tensorflow); throws on webgpu. */
+  predictSync(inputs: Readonly<Record<string, TensorData>>, options: PredictOptions = {}): Record<string, TensorData & { dims: number[] }> {
+    this.requireSynchronousReads('predictSync');
+    const { names, tensors } = this.runToLogical(inputs, options);
+    const result: Record<string, TensorData & { dims: number[] }> = {};
+    tensors.forEach((tensor, i) => {
+      result[names[i]!] = { data: Float32Array.from(tensor.dataSync() as Float32Array), dims: [...tensor.shape] };
+    });
+    tf.dispose(tensors);
+    return result;
+  }
+
+  /** Whether results can be read synchronously on this engine's backend (not on webgpu in Node). */
+  get readsSynchronously(): boolean {
+    return this.backend.name !== 'webgpu';
+  }
+
+  private requireSynchronousReads(what: string): void {
+    if (!this.readsSynchronously) throw new EngineError(`${what} cannot read results synchronously on the ${this.backend.name} backend; use the asynchronous form`);
+  }
+
+  private runToLogical(inputs: Readonly<Record<string, TensorData>>, options: PredictOptions): { names: string[]; tensors: tf.Tensor[] } {
     this.activate();
     const training = options.training ?? false;
     const seed = options.seed ?? deriveSeed(this.seed, 0x7072, this.predictCalls++);
@@ -163,14 +214,10 @@ export class TfjsEngine {
     const tensors = tf.tidy(() => {
       const feeds = this.feedsFromData(inputs);
       const outputs = this.forward(feeds, { training, seed, releaseIntermediates: true });
-      return names.map((name) => toLogical(outputs.get(name)!));
+      // a copy per output, so that two outputs of one tensor are two tensors to dispose
+      return names.map((name) => tf.clone(toLogical(outputs.get(name)!)));
     });
-    const result: Record<string, TensorData & { dims: number[] }> = {};
-    tensors.forEach((tensor, i) => {
-      result[names[i]!] = { data: Float32Array.from(tensor.dataSync() as Float32Array), dims: [...tensor.shape] };
-      tensor.dispose();
-    });
-    return result;
+    return { names, tensors };
   }
 
   /** Converts logical-layout input data to channels-last tensors, checking names and shapes. */
@@ -290,7 +337,16 @@ export class TfjsEngine {
   }
 
   /** Every parameter in the IR layout, by name (BN running statistics included). */
-  getWeights(): Map<string, WeightTensor> {
+  async getWeights(): Promise<Map<string, WeightTensor>> {
+    this.activate();
+    const weights = new Map<string, WeightTensor>();
+    for (const [name, parameter] of this.parameters) weights.set(name, await readFromTfjsLayout(parameter.variable, parameter.spec.shape));
+    return weights;
+  }
+
+  /** `getWeights` for backends that read synchronously; throws on webgpu. */
+  getWeightsSync(): Map<string, WeightTensor> {
+    this.requireSynchronousReads('getWeightsSync');
     this.activate();
     const weights = new Map<string, WeightTensor>();
     for (const [name, parameter] of this.parameters) weights.set(name, fromTfjsLayout(parameter.variable, parameter.spec.shape));
@@ -324,9 +380,16 @@ export function toTfjsLayout(tensor: WeightTensor, shape: readonly number[]): tf
   return tf.tensor(converted.data, converted.shape, 'float32');
 }
 
-/** A tfjs-layout tensor → IR-layout data of shape `shape`. */
+/** A tfjs-layout tensor → IR-layout data of shape `shape` (synchronous read: not on webgpu). */
 export function fromTfjsLayout(tensor: tf.Tensor, shape: readonly number[]): WeightTensor {
   const data = tensor.dataSync() as Float32Array;
+  const converted = permuteData(data, tensor.shape, weightToIrPermutation(shape.length));
+  return { shape: [...shape], data: converted.data };
+}
+
+/** `fromTfjsLayout` with an asynchronous read (every backend). */
+export async function readFromTfjsLayout(tensor: tf.Tensor, shape: readonly number[]): Promise<WeightTensor> {
+  const data = (await tensor.data()) as Float32Array;
   const converted = permuteData(data, tensor.shape, weightToIrPermutation(shape.length));
   return { shape: [...shape], data: converted.data };
 }
@@ -369,4 +432,9 @@ function describeWeightProblem(problem: { kind: string; name: string; expected?:
     default:
       return `${problem.name} is not a parameter of the graph`;
   }
+}
+
+/** `TfjsEngine.create` under the library's verb (`createEngine`, as the ARCHITECTURE's API list names it). */
+export function createEngine(graph: Graph, weights?: Weights, options: TfjsEngineOptions = {}): Promise<TfjsEngine> {
+  return TfjsEngine.create(graph, weights, options);
 }

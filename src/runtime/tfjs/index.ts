@@ -2,7 +2,7 @@
  * The tfjs engine's public API: run and train an IR graph (./engine.ts, ./train.ts), the pieces training is made
  * of (losses, optimizers, schedules, the spec's `train` section) and the backend choice (./backend.ts).
  */
-export { TfjsEngine, EngineError, LoweringError, toInternal, toLogical, fromTfjsLayout, toTfjsLayout } from './engine.js';
+export { TfjsEngine, createEngine, EngineError, LoweringError, toInternal, toLogical, fromTfjsLayout, readFromTfjsLayout, toTfjsLayout } from './engine.js';
 export type { TensorData, TfjsEngineOptions, PredictOptions, EngineParameter, BatchStatistics, ForwardOptions } from './engine.js';
 export { trainModel, evaluate, TrainingError, trainableParameterCount, frozenNodes } from './train.js';
 export type { TrainOptions, TrainCallbacks, BatchProgress, EpochSummary, EvaluationResult, EvaluateOptions, TrainingHistory, StopReason, EarlyStoppingOptions, CheckpointOptions } from './train.js';

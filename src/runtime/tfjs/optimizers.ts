@@ -17,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WeightTensor } from '../../ir/weights.js';
-import { fromTfjsLayout, toTfjsLayout, type EngineParameter } from './engine.js';
+import { readFromTfjsLayout, toTfjsLayout, type EngineParameter } from './engine.js';
 
 export type OptimizerOptions =
   | { readonly kind: 'sgd'; readonly learningRate: number; readonly momentum?: number; readonly nesterov?: boolean; readonly weightDecay?: number; readonly decayOn?: 'kernels' | 'all' }
@@ -131,10 +131,10 @@ export class Optimizer {
   }
 
   /** The state in IR layout, keyed `<slot>.<parameter>`. */
-  getState(): Map<string, WeightTensor> {
+  async getState(): Promise<Map<string, WeightTensor>> {
     const state = new Map<string, WeightTensor>();
     for (const [slot, tensors] of this.state) {
-      for (const parameter of this.parameters) state.set(`${slot}.${parameter.spec.name}`, fromTfjsLayout(tensors.get(parameter.spec.name)!, parameter.spec.shape));
+      for (const parameter of this.parameters) state.set(`${slot}.${parameter.spec.name}`, await readFromTfjsLayout(tensors.get(parameter.spec.name)!, parameter.spec.shape));
     }
     return state;
   }

@@ -260,7 +260,7 @@ function batchTensor(x: Float32Array, size: number, sampleDims: readonly number[
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Loss, accuracy and top-k accuracies on a dataset, in inference mode. */
-export function evaluate(engine: TfjsEngine, dataset: Dataset, options: EvaluateOptions = {}): EvaluationResult {
+export async function evaluate(engine: TfjsEngine, dataset: Dataset, options: EvaluateOptions = {}): Promise<EvaluationResult> {
   const wiring = wire(engine, dataset, options.input, options.output);
   const loss = lossOptionsOf(options.loss, undefined);
   const topK = [...(options.topK ?? [])];
@@ -268,14 +268,14 @@ export function evaluate(engine: TfjsEngine, dataset: Dataset, options: Evaluate
   let correct = 0;
   const hits = topK.map(() => 0);
   for (const batch of iterateBatches(dataset, { batchSize: options.batchSize ?? 256 })) {
-    const { lossValue, logits } = tf.tidy(() => {
+    const [value, z] = tf.tidy(() => {
       const feeds = new Map([[wiring.input, batchTensor(batch.x, batch.size, wiring.sampleDims)]]);
       const outputs = engine.forward(feeds, { training: false, releaseIntermediates: true });
-      const z = asLogits(outputs.get(wiring.output)!);
-      const value = computeLoss(z, lossTargets(batch.y, wiring.classes, loss), loss);
-      return { lossValue: value.dataSync()[0]!, logits: z.dataSync() as Float32Array };
+      const logits = asLogits(outputs.get(wiring.output)!);
+      return [computeLoss(logits, lossTargets(batch.y, wiring.classes, loss), loss), tf.clone(logits)];
     });
-    lossSum += lossValue * batch.size;
+    const [lossValue, logits] = await readAndDispose(value, z);
+    lossSum += lossValue[0]! * batch.size;
     const counted = countCorrect(logits, batch.y, wiring.classes, topK);
     correct += counted.top1;
     counted.topK.forEach((h, i) => (hits[i]! += h));
@@ -287,6 +287,15 @@ export function evaluate(engine: TfjsEngine, dataset: Dataset, options: Evaluate
     topK: Object.fromEntries(topK.map((k, i) => [`top${k}`, count > 0 ? hits[i]! / count : Number.NaN])),
     count,
   };
+}
+
+/** Reads tensors asynchronously (every backend can), then disposes them. */
+async function readAndDispose(...tensors: tf.Tensor[]): Promise<Float32Array[]> {
+  try {
+    return await Promise.all(tensors.map(async (t) => Float32Array.from((await t.data()) as Float32Array)));
+  } finally {
+    tf.dispose(tensors);
+  }
 }
 
 interface TrainerState {
@@ -369,7 +378,9 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
         learningRate = learningRateAt(optimizerOptions.learningRate, optimizer.step, options.schedule, options.warmup, scheduleContext);
         const statistics: BatchStatistics[] = [];
         const dropoutSeed = deriveSeed(seed, epochIndex, 3, batchIndex);
-        const { lossValue, logits } = tf.tidy(() => {
+        // forward and backward in a tidy that keeps the data loss, the logits and the (clipped) gradients
+        let gradientNames: string[] = [];
+        const step = tf.tidy(() => {
           const feeds = new Map([[wiring.input, batchTensor(batch.x, batch.size, wiring.sampleDims)]]);
           const targets = lossTargets(batch.y, wiring.classes, loss);
           let keptLogits: tf.Tensor | undefined;
@@ -382,25 +393,26 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
             });
             const z = asLogits(outputs.get(wiring.output)!);
             const dataLoss = computeLoss(z, targets, loss);
-            keptLogits = tf.keep(z);
-            keptLoss = tf.keep(dataLoss);
+            keptLogits = tf.keep(tf.clone(z));
+            keptLoss = tf.keep(tf.clone(dataLoss));
             const regularization = regularizationLoss(engine);
             return regularization ? tf.add(dataLoss, regularization) : dataLoss;
           };
+          let gradients = new Map<string, tf.Tensor>();
           if (variables.length > 0) {
-            const { grads } = tf.variableGrads(objective, variables);
-            let gradients = new Map(Object.entries(grads));
+            gradients = new Map(Object.entries(tf.variableGrads(objective, variables).grads));
             if (options.clipNorm !== undefined) gradients = clipByGlobalNorm(gradients, options.clipNorm);
-            const value = keptLoss!.dataSync()[0]!;
-            if (Number.isFinite(value)) optimizer.apply(gradients, learningRate);
           } else {
             objective();
           }
-          const result = { lossValue: keptLoss!.dataSync()[0]!, logits: Float32Array.from(keptLogits!.dataSync() as Float32Array) };
-          keptLoss!.dispose();
-          keptLogits!.dispose();
-          return result;
+          gradientNames = [...gradients.keys()];
+          return { loss: keptLoss!, logits: keptLogits!, gradients: [...gradients.values()] };
         });
+        const [lossData, logits] = await readAndDispose(step.loss, step.logits);
+        const lossValue = lossData[0]!;
+        // a non-finite loss stops training before its gradients touch the weights
+        if (Number.isFinite(lossValue) && gradientNames.length > 0) optimizer.apply(new Map(gradientNames.map((name, i) => [name, step.gradients[i]!])), learningRate);
+        tf.dispose(step.gradients);
         if (!Number.isFinite(lossValue)) {
           for (const s of statistics) tf.dispose([s.mean, s.variance]);
           stopReason = 'non-finite-loss';
@@ -434,7 +446,7 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
       }
       if (stopReason !== 'completed' || seen === 0) break;
       const seconds = (performance.now() - epochStart) / 1000;
-      const validation = options.validation ? evaluate(engine, options.validation, { batchSize: Math.max(options.batchSize, 256), loss, topK, input: wiring.input, output: wiring.output }) : undefined;
+      const validation = options.validation ? await evaluate(engine, options.validation, { batchSize: Math.max(options.batchSize, 256), loss, topK, input: wiring.input, output: wiring.output }) : undefined;
       const summary: EpochSummary = {
         epoch: epochIndex + 1,
         loss: lossSum / seen,
@@ -452,7 +464,7 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
           state.bestLoss = monitored;
           state.bestEpoch = summary.epoch;
           state.wait = 0;
-          if (restoreBest) bestWeights = engine.getWeights();
+          if (restoreBest) bestWeights = await engine.getWeights();
         } else {
           state.wait++;
           if (state.wait >= options.earlyStopping.patience) stopReason = 'early-stopping';
@@ -463,8 +475,8 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
       const last = summary.epoch === options.epochs || stopReason !== 'completed';
       if (options.checkpoint && (summary.epoch % every === 0 || last)) {
         writeCheckpoint(options.checkpoint.path, {
-          weights: engine.getWeights(),
-          optimizerState: optimizer.getState(),
+          weights: await engine.getWeights(),
+          optimizerState: await optimizer.getState(),
           ...(bestWeights ? { bestWeights } : {}),
           metadata: {
             epoch: summary.epoch,
