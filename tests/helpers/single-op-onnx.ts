@@ -155,7 +155,7 @@ function emitNode(b: OnnxGraphBuilder, node: Node): void {
       return;
     case 'reshape': {
       const shape = `${y}/shape`;
-      // the node's `shape` is its output shape [N, …target] (see ReshapeAttributes in src/ir/graph.ts)
+      // the node's output shape is [N, …target] with −1 resolved
       b.addInitializer(shape, [node.shape.length], BigInt64Array.from([0, ...node.shape.slice(1).map((d) => (typeof d === 'number' ? d : -1))].map(BigInt)));
       b.addNode('Reshape', [x, shape], [y], y);
       return;

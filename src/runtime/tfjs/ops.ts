@@ -654,9 +654,8 @@ function flatten(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * The target comes from the node's output shape without the batch axis: `ReshapeAttributes.shape` and
- * `NodeCommon.shape` are one property of the intersection type, and the elaborator stores the output shape
- * [N, …target] there (with a −1 already resolved), so that is what the node holds.
+ * The target is the node's output shape without the batch axis ([N, …target] with a −1 already resolved by the
+ * shape rule); symbols the inputs do not bind become tf.reshape's −1.
  */
 function reshape(node: NodeOf<'reshape'>, x: tf.Tensor, bindings: ReadonlyMap<string, number>): tf.Tensor {
   const target = node.shape.slice(1).map((d) => {
