@@ -106,6 +106,135 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
       setStatus(runFmt(files, { check: Boolean(flags.check) }, output));
     });
 
+  specOptions(
+    program
+      .command('compile')
+      .description('compile to an ONNX file or a TensorFlow.js graph model')
+      .argument('<spec>', 'spec file')
+      .addOption(new Option('--target <target>', 'output format').choices(['onnx', 'tfjs']).default('onnx'))
+      .requiredOption('-o, --out <dir>', 'output directory')
+      .option('--weights <file>', 'weights: a convspec checkpoint, safetensors file, or ONNX file')
+      .option('--passes <list>', 'comma-separated passes to run (default: inference clean-ups and BN folding)')
+      .option('--disable-pass <name>', 'skip a pass of the list (repeatable)', collect, [])
+      .option('--print-after <pass>', "print the IR after a pass, or 'all' (repeatable)", collect, [])
+      .option('--time-passes', 'print how long each pass took')
+      .option('--verbose', 'list every rewrite the passes applied')
+      .option('--opset <n>', 'ONNX opset (13–21)', (v) => {
+        if (!/^\d+$/.test(v)) throw new UsageError(`--opset expects a number, found '${v}'`);
+        return Number(v);
+      })
+      .addOption(new Option('--quantize-bytes <n>', 'tfjs target: compress weights to 1 or 2 bytes (dequantised at load)').choices(['1', '2'])),
+  ).action(
+    async (
+      file: string,
+      flags: SpecFlags & { target: 'onnx' | 'tfjs'; out: string; weights?: string; passes?: string; disablePass: string[]; printAfter: string[]; timePasses?: boolean; verbose?: boolean; opset?: number; quantizeBytes?: '1' | '2' },
+    ) => {
+      const { runCompile, DEFAULT_INFERENCE_PASSES } = await import('./commands/compile.js');
+      setStatus(
+        await runCompile(
+          file,
+          {
+            target: flags.target,
+            out: flags.out,
+            passes: flags.passes ?? DEFAULT_INFERENCE_PASSES,
+            disablePass: flags.disablePass,
+            printAfter: flags.printAfter,
+            timePasses: Boolean(flags.timePasses),
+            verbose: Boolean(flags.verbose),
+            ...(flags.weights ? { weights: flags.weights } : {}),
+            ...(flags.opset !== undefined ? { opset: flags.opset } : {}),
+            ...(flags.quantizeBytes ? { quantizeBytes: Number(flags.quantizeBytes) as 1 | 2 } : {}),
+            elaborate: elaborateOptions(flags),
+          },
+          output,
+        ),
+      );
+    },
+  );
+
+  const backendOption = () => new Option('--backend <backend>', 'tfjs backend').choices(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto');
+  const positiveInteger = (flag: string) => (v: string) => {
+    if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`${flag} expects a positive integer, found '${v}'`);
+    return Number(v);
+  };
+  const positiveNumber = (flag: string) => (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} expects a positive number, found '${v}'`);
+    return n;
+  };
+
+  specOptions(
+    program
+      .command('train')
+      .description('train on the tfjs engine, with atomic checkpoints every epoch')
+      .argument('<spec>', 'spec file')
+      .requiredOption('-o, --out <dir>', 'output directory (checkpoint, weights, history)')
+      .option('--data <path>', "data: a folder of IDX files, x.npy + y.npy, PNG class folders, or 'fashion-mnist'")
+      .option('--epochs <n>', 'epochs (overrides the spec)', positiveInteger('--epochs'))
+      .option('--batch <n>', 'batch size (overrides the spec)', positiveInteger('--batch'))
+      .option('--lr <x>', 'learning rate (overrides the spec)', positiveNumber('--lr'))
+      .option('--seed <n>', 'random seed', (v) => Number(v))
+      .option('--weights <file>', 'initial weights (partial loading: missing tensors keep their initial values)')
+      .option('--resume', 'continue from <out>/checkpoint.safetensors')
+      .addOption(backendOption()),
+  ).action(async (file: string, flags: SpecFlags & { out: string; data?: string; epochs?: number; batch?: number; lr?: number; seed?: number; weights?: string; resume?: boolean; backend: 'auto' }) => {
+    const { runTrain } = await import('./commands/train.js');
+    setStatus(
+      await runTrain(
+        file,
+        {
+          out: flags.out,
+          backend: flags.backend,
+          resume: Boolean(flags.resume),
+          ...(flags.data ? { data: flags.data } : {}),
+          ...(flags.epochs ? { epochs: flags.epochs } : {}),
+          ...(flags.batch ? { batch: flags.batch } : {}),
+          ...(flags.lr ? { lr: flags.lr } : {}),
+          ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
+          ...(flags.weights ? { weights: flags.weights } : {}),
+          elaborate: elaborateOptions(flags),
+        },
+        output,
+      ),
+    );
+  });
+
+  specOptions(
+    program
+      .command('eval')
+      .description('loss and accuracy on the test split')
+      .argument('<spec>', 'spec file')
+      .requiredOption('--weights <file>', 'weights (checkpoint, safetensors or ONNX)')
+      .option('--data <path>', 'data (default: the spec’s)')
+      .option('--json', 'print JSON')
+      .addOption(backendOption()),
+  ).action(async (file: string, flags: SpecFlags & { weights: string; data?: string; json?: boolean; backend: 'auto' }) => {
+    const { runEval } = await import('./commands/eval.js');
+    setStatus(await runEval(file, { weights: flags.weights, backend: flags.backend, json: Boolean(flags.json), ...(flags.data ? { data: flags.data } : {}), elaborate: elaborateOptions(flags) }, output));
+  });
+
+  specOptions(
+    program
+      .command('run')
+      .description('inference on a .npy array or a PNG image')
+      .argument('<model>', 'spec file or .onnx model')
+      .requiredOption('--input <file>', 'input: .npy or .png')
+      .option('--output <file>', 'write the first output as float32 .npy')
+      .option('--weights <file>', 'weights for a spec')
+      .addOption(new Option('--engine <engine>', 'engine for a spec').choices(['tfjs', 'ort']).default('tfjs'))
+      .option('--top <k>', 'classes to print', positiveInteger('--top'), 5)
+      .addOption(backendOption()),
+  ).action(async (model: string, flags: SpecFlags & { input: string; output?: string; weights?: string; engine: 'tfjs' | 'ort'; top: number; backend: 'auto' }) => {
+    const { runRun } = await import('./commands/run.js');
+    setStatus(
+      await runRun(
+        model,
+        { input: flags.input, engine: flags.engine, backend: flags.backend, top: flags.top, ...(flags.output ? { output: flags.output } : {}), ...(flags.weights ? { weights: flags.weights } : {}), elaborate: elaborateOptions(flags) },
+        output,
+      ),
+    );
+  });
+
   return program;
 }
 
