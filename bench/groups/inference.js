@@ -1,0 +1,155 @@
+/**
+ * Inference: convspec's ONNX file next to the one torch.onnx writes for the same architecture, both run by
+ * onnxruntime-node in this process (same runtime, same session options), so the comparison is of graph quality
+ * alone. ResNet-18 and ResNet-50 at 224×224, batch 1 and 8, 1 and 2 intra-op threads; median latency of
+ * `session.run` after warm-up runs, the two files alternating. Also the file sizes.
+ *
+ * Weights: random for both; ONNX Runtime's speed does not depend on the values. convspec's file is what a user
+ * gets from `convspec compile SPEC --target onnx` (default inference passes, BN folded, He-normal weights); while
+ * that command is missing or fails, the library's `elaborate` → `randomWeights` → `emitOnnx` (opset 17, no passes)
+ * stands in and the notes say so. PyTorch's comes from bench/peers/export.py (reused from the compile group).
+ *
+ * Targets: latency ratio ≤ 1.02 (within 2 % of torch.onnx's graph), and a file no larger (size ratio ≤ 1).
+ */
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { failureReason } from '../lib/proc.js';
+
+export const name = 'inference';
+export const title = 'Inference in ONNX Runtime';
+export const order = 20;
+export const peer = 'torch.onnx';
+export const description =
+  'onnxruntime-node (CPU execution provider, default graph optimisations) runs convspec\'s ONNX and the one `torch.onnx.export` writes ' +
+  '(PyTorch 1.13, opset 17, dynamic batch) for the same architecture: median `session.run` latency, the two files alternating in one process, ' +
+  'after warm-up runs; interop threads 1. Random weights in both.';
+
+const MODELS = [
+  { key: 'resnet18', label: 'ResNet-18', spec: 'specs/resnet18.cnn' },
+  { key: 'resnet50', label: 'ResNet-50', spec: 'specs/resnet50.cnn' },
+];
+
+/** Deterministic pseudo-random input in [-1, 1). */
+function input(size, seed = 1) {
+  const data = new Float32Array(size);
+  let state = seed >>> 0;
+  for (let i = 0; i < size; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    data[i] = state / 2 ** 31 - 1;
+  }
+  return data;
+}
+
+/** `convspec compile SPEC --target onnx -o DIR` → DIR/<Model>.onnx (the only .onnx written there). */
+async function compileConvspec(ctx, model) {
+  const dir = ctx.tmp(`inference/cli-${model.key}`);
+  const result = await ctx.convspec(['compile', model.spec, '--target', 'onnx', '-o', dir], { timeoutMs: 300_000 });
+  if (result.code !== 0) ctx.unavailable(`\`convspec compile ${model.spec} --target onnx\`: ${failureReason(result)}`);
+  const file = readdirSync(dir).find((f) => f.endsWith('.onnx'));
+  if (!file) ctx.unavailable(`\`convspec compile ${model.spec}\` wrote no .onnx file`);
+  return path.join(dir, file);
+}
+
+async function emitConvspec(ctx, model) {
+  const { elaborate } = await ctx.importDist('elaborate/elaborate.js', ['elaborate']);
+  const { randomWeights } = await ctx.importDist('ir/weights.js', ['randomWeights']);
+  const { emitOnnx } = await ctx.importDist('codegen/onnx.js', ['emitOnnx']);
+  const elaborated = elaborate(path.join(ctx.root, model.spec));
+  const errors = elaborated.diagnostics.filter((d) => d.severity === 'error');
+  if (!elaborated.graph || errors.length) ctx.unavailable(`${model.spec} does not elaborate: ${errors.map((d) => d.message).join('; ')}`);
+  const emitted = emitOnnx(elaborated.graph, randomWeights(elaborated.graph, 0), { opset: 17 });
+  const emitErrors = emitted.diagnostics.filter((d) => d.severity === 'error');
+  if (emitErrors.length) ctx.unavailable(`emitOnnx fails on ${model.spec}: ${emitErrors.map((d) => `${d.code} ${d.message}`).join('; ')}`);
+  const file = ctx.tmp(`inference/convspec-${model.key}.onnx`);
+  writeFileSync(file, emitted.bytes);
+  return file;
+}
+
+async function exportTorch(ctx, model) {
+  const cached = ctx.cache.get(`torch-onnx:${model.key}`);
+  if (cached && existsSync(cached)) return cached;
+  const file = ctx.tmp(`torch/${model.key}.onnx`);
+  await ctx.timeProcess(...ctx.peerCommand('export.py', [model.key, '-o', file]));
+  ctx.cache.set(`torch-onnx:${model.key}`, file);
+  return file;
+}
+
+/** Runs a side (producing a file) and keeps the reason when it cannot. */
+async function attempt(fn) {
+  try {
+    return { file: await fn() };
+  } catch (error) {
+    return { unavailable: error?.name === 'Unavailable' ? error.message : `failed: ${error?.message ?? error}` };
+  }
+}
+
+export async function run(ctx) {
+  const { OrtEngine } = await ctx.importDist('runtime/ort/engine.js', ['OrtEngine']);
+  const rows = [];
+  const notes = [];
+  const sources = new Set();
+  for (const model of MODELS) {
+    ctx.log(`inference: files for ${model.label}`);
+    let convspecFile = await attempt(() => compileConvspec(ctx, model));
+    if (convspecFile.file) sources.add('`convspec compile --target onnx` (default passes: BN folded)');
+    else {
+      notes.push(`${model.label}: the compile command did not give a file (${convspecFile.unavailable}); the library's emitOnnx without passes stands in.`);
+      convspecFile = await attempt(() => emitConvspec(ctx, model));
+      if (convspecFile.file) sources.add('the library: `elaborate` → `randomWeights` → `emitOnnx` (no passes)');
+    }
+    const files = { convspec: convspecFile, peer: await attempt(() => exportTorch(ctx, model)) };
+    const size = (side) => (files[side].file ? { value: statSync(files[side].file).size } : { unavailable: files[side].unavailable });
+    rows.push(ctx.row(`${model.label} file size`, 'bytes', { convspec: size('convspec'), peer: size('peer') }, { target: { on: 'ratio', op: '<=', value: 1, text: 'no larger (ratio ≤ 1)' } }));
+
+    for (const threads of [1, 2]) {
+      const engines = {};
+      for (const side of ['convspec', 'peer']) {
+        if (!files[side].file) continue;
+        try {
+          engines[side] = await OrtEngine.create(files[side].file, { intraOpThreads: threads, interOpThreads: 1, logSeverity: 'error' });
+        } catch (error) {
+          files[side] = { unavailable: `ONNX Runtime cannot load it: ${error.message.split('\n')[0]}` };
+        }
+      }
+      for (const batch of [1, 8]) {
+        const dims = [batch, 3, 224, 224];
+        const data = input(batch * 3 * 224 * 224);
+        const measure = (side) => async () => {
+          if (!engines[side]) ctx.unavailable(files[side].unavailable ?? 'no file');
+          const engine = engines[side];
+          const feeds = { [engine.inputNames[0]]: { data, dims } };
+          const started = performance.now();
+          await engine.run(feeds);
+          return performance.now() - started;
+        };
+        ctx.log(`inference: ${model.label}, batch ${batch}, ${threads} thread(s)`);
+        const heavy = batch * (model.key === 'resnet50' ? 2.3 : 1) / threads;
+        const reps = ctx.reps(heavy > 8 ? 7 : heavy > 2 ? 11 : 21);
+        const measured = await ctx.sideBySide({ convspec: measure('convspec'), peer: measure('peer') }, { reps, warmup: ctx.quick ? 1 : 3 });
+        rows.push(ctx.row(`${model.label}, batch ${batch}, ${threads} thread${threads > 1 ? 's' : ''}`, 'ms', measured, { target: { on: 'ratio', op: '<=', value: 1.02 } }));
+      }
+      for (const engine of Object.values(engines)) await engine.dispose();
+    }
+  }
+  const latency = rows.filter((r) => r.unit === 'ms');
+  notes.push('ms: milliseconds per `session.run` (median); a ratio above 1 means convspec\'s graph runs slower.');
+  if (sources.size) notes.push(`convspec's files came from ${[...sources].join(' and ')}.`);
+  return {
+    rows,
+    notes,
+    charts: [
+      {
+        type: 'bar',
+        title: 'ONNX Runtime latency, ms per run (log scale)',
+        unit: 'ms per run',
+        log: true,
+        categories: latency.map((r) => r.name.replace(', batch ', ' b').replace(/, (\d) threads?/, ' t$1')),
+        series: [
+          { name: 'convspec ONNX', values: latency.map((r) => r.convspec) },
+          { name: 'torch.onnx', values: latency.map((r) => r.peer) },
+        ],
+      },
+    ],
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * Training throughput: images per second training the Fashion-MNIST CNN of specs/fashion.cnn (batch 64, Adam,
+ * cross-entropy) on the CPU, convspec's tfjs engine next to PyTorch with the same number of threads.
+ *
+ * PyTorch: bench/peers/train_fashion.py — after warm-up steps, timed windows of optimiser steps, median window.
+ * convspec, the same method through the library: bench/lib/train-library.js (`TfjsEngine.create` on the wasm
+ * backend, `trainModel`, windows timed from `onBatchEnd`). And, once the command exists, `convspec train`
+ * (CLI.md) as a user runs it: 3 epochs minus 1 epoch on a 1,024-image subset (bench/lib/train-cli.js), which
+ * cancels start-up and data loading. The tfjs wasm backend runs one thread in Node (ARCHITECTURE.md), so convspec
+ * has no 2-thread figure unless `convspec train` offers a `--threads` option.
+ *
+ * Target: convspec ≥ 0.5× PyTorch's throughput (ratio ≥ 0.5).
+ */
+import path from 'node:path';
+
+import { failureReason } from '../lib/proc.js';
+import { DEBIAN_FASHION_MNIST, fashionMnistDirectory, probeTrainCommand, trainThroughput, writeFashionSubset } from '../lib/train-cli.js';
+
+export const name = 'training';
+export const title = 'Training throughput';
+export const order = 40;
+export const peer = 'PyTorch 1.13';
+export const description =
+  'Fashion-MNIST CNN of specs/fashion.cnn (conv32-conv32-pool-conv64-conv64-pool with batch norm and dropout, dense 10; 96,554 parameters), ' +
+  'batch 64, Adam, on the CPU: images per second (higher is better; ratio = convspec ÷ PyTorch). PyTorch: bench/peers/train_fashion.py with ' +
+  '`torch.set_num_threads(N)`, timed windows of optimiser steps after warm-up steps; convspec: the same through the library ' +
+  '(bench/lib/train-library.js: tfjs engine on the wasm backend, `trainModel`), and `convspec train --backend wasm` (3 epochs minus 1 epoch on 1,024 images).';
+
+const SUBSET_IMAGES = 1024;
+const BATCH = 64;
+
+export async function run(ctx) {
+  const data = fashionMnistDirectory(ctx.root);
+  const notes = [`Data: ${data === DEBIAN_FASHION_MNIST ? 'Fashion-MNIST from Debian\'s dataset-fashion-mnist' : 'the embedded Fashion-MNIST subset'} (${data}).`];
+  const rows = [];
+  const command = await probeTrainCommand(ctx.root);
+  const subset = command.available ? writeFashionSubset(data, path.join(ctx.tmpDir, 'training', 'fashion-subset'), SUBSET_IMAGES, BATCH) : undefined;
+  const steps = ctx.quick ? 10 : 20;
+  const windows = ctx.quick ? 2 : 3;
+
+  for (const threads of [1, 2]) {
+    ctx.log(`training: ${threads} thread(s)`);
+    const oneThreadOnly = () => {
+      if (threads > 1) ctx.unavailable('the tfjs wasm backend runs one thread in Node (its multithreading is off there)');
+    };
+    const librarySide = async () => {
+      oneThreadOnly();
+      const script = path.join(ctx.root, 'bench', 'lib', 'train-library.js');
+      const result = await ctx.runCommand(process.execPath, [script, '--backend', 'wasm', '--batch', String(BATCH), '--steps', String(steps), '--windows', String(windows), '--data', data], { cwd: ctx.root, timeoutMs: 400_000 });
+      if (result.code !== 0) ctx.unavailable(`bench/lib/train-library.js: ${failureReason(result)}`);
+      const figures = JSON.parse(result.stdout.trim().split('\n').at(-1));
+      if (figures.backend !== 'wasm') ctx.unavailable(`the engine ran on ${figures.backend}, not wasm`);
+      return figures.images_per_s;
+    };
+    const cliSide = async () => {
+      if (!command.available) ctx.unavailable(command.reason);
+      if (threads > 1 && !command.threadsOption) ctx.unavailable('the tfjs wasm backend runs one thread in Node, and `convspec train` has no --threads option');
+      try {
+        const result = await trainThroughput({
+          root: ctx.root, dataDir: subset, images: SUBSET_IMAGES, batch: BATCH, backend: 'wasm',
+          threads: command.threadsOption ? threads : undefined, outDir: ctx.tmp(`training/out-${threads}`),
+        });
+        return result.imagesPerSecond;
+      } catch (error) {
+        ctx.unavailable(error.message);
+      }
+    };
+    const peerSide = async () => {
+      const [python, args] = ctx.peerCommand('train_fashion.py', ['--threads', String(threads), '--batch', String(BATCH), '--steps', String(steps), '--windows', String(windows), '--data', data]);
+      const result = await ctx.runCommand(python, args, { cwd: ctx.root, timeoutMs: 300_000 });
+      if (result.code !== 0) ctx.unavailable(`train_fashion.py: ${failureReason(result)}`);
+      return JSON.parse(result.stdout.trim().split('\n').at(-1)).images_per_s;
+    };
+    const measured = await ctx.sideBySide({ library: librarySide, cli: cliSide, peer: peerSide }, { reps: ctx.quick ? 1 : 2 });
+    const label = `Fashion-MNIST CNN, batch ${BATCH}, ${threads} thread${threads > 1 ? 's' : ''}`;
+    const target = { on: 'ratio', op: '>=', value: 0.5, text: '≥ 0.5× PyTorch (ratio ≥ 0.5)' };
+    rows.push(ctx.row(label, 'img/s', { convspec: measured.library, peer: measured.peer }, { better: 'higher', target }));
+    rows.push(ctx.row(`${label}, \`convspec train\``, 'img/s', { convspec: measured.cli, peer: measured.peer }, { better: 'higher', target }));
+  }
+  notes.push(`PyTorch: ${windows} windows of ${steps} steps after 5 warm-up steps in each process, median window; the row is the median over the processes.`);
+  return { rows, notes };
+}
