@@ -20,3 +20,13 @@ export { initializeWeights, randomWeights, checkWeights, type Weights, type Weig
 export { inferReceptiveFields, type ReceptiveField } from './passes/receptive-field.js';
 export { computeCost, type CostResult } from './passes/cost.js';
 export { runPasses, resolvePassList, passNames, registerPass, type Pass } from './passes/manager.js';
+export * as passes from './passes/index.js';
+export { emitOnnx } from './codegen/onnx.js';
+export { emitTfjs, writeTfjsModel } from './codegen/tfjs.js';
+export { importOnnx } from './import/onnx-import.js';
+export * as tfjsEngine from './runtime/tfjs/index.js';
+export { createEngine, TfjsEngine, trainModel, evaluate } from './runtime/tfjs/index.js';
+export { OrtEngine } from './runtime/ort/engine.js';
+export { readCheckpoint, writeCheckpoint, readSafetensors, writeWeightsFile } from './runtime/checkpoint.js';
+export { loadWeightsFile } from './runtime/weights-file.js';
+export * as data from './runtime/data/index.js';
