@@ -1,9 +1,11 @@
 /**
  * Weights: named float32 tensors in the IR's logical layout, keyed by parameter name (`stem.conv1.weight`).
  *
- * Initialisation follows PyTorch's defaults in spirit: He (Kaiming) normal for conv and dense weights with
- * std = √(2 / fan_in), fan_in = (in/groups)·∏k (for transposed convs, the output side's out/groups·∏k), zero biases,
- * BN γ = 1, β = 0, running mean 0 and variance 1. `randomWeights` instead draws every tensor (BN statistics
+ * Initialisation: He (Kaiming) uniform for conv and dense weights, U(−b, b) with b = √(6 / fan_in) — the variance
+ * 2 / fan_in of He normal, one random number per weight instead of a Box–Muller pair, which matters at 25M
+ * weights — where fan_in = (in/groups)·∏k (for transposed convs, the output side's out/groups·∏k); zero biases,
+ * BN γ = 1, β = 0, running mean 0 and variance 1 (Keras' he_uniform; PyTorch's default is the same shape with a
+ * smaller bound). `randomWeights` instead draws every tensor (BN statistics
  * included) from distributions that make numerical tests meaningful.
  */
 import { createMulberry32, deriveSeed, normalSample } from '../random.js';
@@ -27,15 +29,15 @@ function seedFor(seed: number, name: string): number {
   return deriveSeed(seed, hash);
 }
 
-/** Training initialisation (He normal weights, zero biases, identity batch norm). */
+/** Training initialisation (He uniform weights, zero biases, identity batch norm). */
 export function initializeWeights(graph: Graph, seed = 0): Map<string, WeightTensor> {
   const weights = new Map<string, WeightTensor>();
   for (const param of graphParameters(graph.nodes)) {
     const data = new Float32Array(parameterSize(param));
     if (param.role === 'weight' && param.shape.length >= 2) {
       const random = createMulberry32(seedFor(seed, param.name));
-      const std = Math.sqrt(2 / Math.max(1, fanIn(param)));
-      for (let i = 0; i < data.length; i++) data[i] = normalSample(random) * std;
+      const bound = Math.sqrt(6 / Math.max(1, fanIn(param)));
+      for (let i = 0; i < data.length; i++) data[i] = (2 * random() - 1) * bound;
     } else if ((param.role === 'weight' && param.shape.length === 1) || param.role === 'running_var') {
       data.fill(1);
     }

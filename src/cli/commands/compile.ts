@@ -87,7 +87,7 @@ export function prepareGraph(
     weights = loaded.weights;
   } else {
     weights = initializeWeights(checked.graph, 0);
-    notes.push(diagnostic('passApplied', undefined, ['weights', 'no --weights given: initialised (He normal, seed 0)']));
+    notes.push(diagnostic('passApplied', undefined, ['weights', 'no --weights given: initialised (He uniform, seed 0)']));
   }
   const { passes, diagnostics } = resolvePassList(options.passes, options.disablePass);
   if (diagnostics.length > 0) {
