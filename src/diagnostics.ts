@@ -40,6 +40,7 @@ export const catalogue = {
   cannotReadFile: entry('CNN1006', 'error', (path: string, reason: string) => `cannot read '${path}': ${reason}`),
   invalidJson: entry('CNN1007', 'error', (reason: string) => `invalid JSON: ${reason}`),
   jsonSchema: entry('CNN1008', 'error', (where: string, reason: string) => `JSON spec ${where}: ${reason}`),
+  tooManyTokens: entry('CNN1009', 'error', (limit: number) => `the file has more than ${limit} tokens; specs are limited to ${limit}`),
 
   // syntax
   unexpectedToken: entry(
@@ -50,7 +51,7 @@ export const catalogue = {
   noModel: entry('CNN2004', 'error', () => 'the file declares no model'),
   manyModels: entry('CNN2005', 'error', (name: string) => `a file declares one model; '${name}' is a second`),
   misplacedStatement: entry('CNN2006', 'error', (what: string, where: string) => `${what} is not allowed ${where}`),
-  nestingTooDeep: entry('CNN2007', 'error', (limit: number) => `expression nesting deeper than ${limit} levels`),
+  nestingTooDeep: entry('CNN2007', 'error', (limit: number) => `nesting deeper than ${limit} levels`),
 
   // names and elaboration
   unknownName: entry('CNN3001', 'error', (name: string) => `unknown name '${name}'`),
@@ -93,12 +94,12 @@ export const catalogue = {
     'error',
     (path: string, root: string) => `import '${path}' is outside the project root '${root}'`,
   ),
-  importCycle: entry('CNN3012', 'error', (path: string) => `import cycle through '${path}'`),
+  importCycle: entry('CNN3012', 'error', (path: string, cycle: string) => `import cycle through '${path}': ${cycle}`),
   wrongTensorInputs: entry(
     'CNN3013',
     'error',
     (callee: string, expected: string, found: number) =>
-      `'${callee}' takes ${expected} tensor input(s), found ${found}`,
+      `'${callee}' takes ${expected} tensor input${expected === '1' ? '' : 's'}, found ${found}`,
   ),
   notATensor: entry('CNN3014', 'error', (what: string, found: string) => `${what} must be a tensor, found ${found}`),
   blockWithoutReturn: entry('CNN3015', 'error', (block: string) => `block '${block}' does not return a tensor`),
@@ -133,6 +134,22 @@ export const catalogue = {
   invalidRange: entry('CNN3028', 'error', (from: string, to: string) => `range '${from}..${to}' is empty or unknown`),
   unknownSetting: entry('CNN3029', 'error', (key: string, section: string) => `unknown ${section} setting '${key}'`),
   takeFromImport: entry('CNN3030', 'error', (reason: string) => reason),
+  noInput: entry('CNN3031', 'error', (model: string) => `model '${model}' declares no input`),
+  outerTensor: entry(
+    'CNN3034',
+    'error',
+    (block: string, name: string) => `block '${block}' cannot use '${name}', a tensor from outside the block`,
+  ),
+  conditionNotBool: entry(
+    'CNN3032',
+    'error',
+    (construct: string, found: string) => `the condition of '${construct}' must be a bool, found ${found}`,
+  ),
+  invalidSetting: entry(
+    'CNN3033',
+    'error',
+    (key: string, section: string, expected: string, found: string) => `${section} setting '${key}' must be ${expected}, found ${found}`,
+  ),
 
   // shapes and receptive fields
   channelMismatch: entry(
@@ -153,7 +170,7 @@ export const catalogue = {
   emptyOutput: entry(
     'CNN4005',
     'error',
-    (op: string, axis: number, size: string) => `${op} produces size ${size} on spatial axis ${axis}: the window does not fit`,
+    (op: string, detail: string) => `${op} has an empty output: ${detail}`,
   ),
   groupsDoNotDivide: entry(
     'CNN4006',
@@ -181,6 +198,11 @@ export const catalogue = {
     (where: string, detail: string) => `receptive fields of the inputs of ${where} are misaligned: ${detail}`,
   ),
   invalidPadding: entry('CNN4012', 'error', (reason: string) => reason),
+  invalidDimension: entry(
+    'CNN4013',
+    'error',
+    (axis: number, input: string, found: string) => `size ${axis} of input '${input}' must be a positive int or a symbol, found ${found}`,
+  ),
 
   // assertions
   assertionFailed: entry('CNN5001', 'error', (detail: string) => `assertion failed: ${detail}`),
@@ -250,15 +272,18 @@ export function diagnostic<K extends DiagnosticKind>(
 /** Collects diagnostics from a stage that keeps going after an error. */
 export class DiagnosticBag {
   readonly items: Diagnostic[] = [];
+  /** Applied to every diagnostic added (the JSON spec form moves locations from its rendering to the JSON). */
+  transform: ((d: Diagnostic) => Diagnostic) | undefined;
 
   add<K extends DiagnosticKind>(kind: K, span: Span | undefined, args: ArgsOf<K>, hint?: string): Diagnostic {
-    const d = diagnostic(kind, span, args, hint);
+    const made = diagnostic(kind, span, args, hint);
+    const d = this.transform ? this.transform(made) : made;
     this.items.push(d);
     return d;
   }
 
   push(...items: Diagnostic[]): void {
-    this.items.push(...items);
+    this.items.push(...(this.transform ? items.map(this.transform) : items));
   }
 
   get hasErrors(): boolean {
@@ -366,9 +391,12 @@ export function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
-/** The closest candidate within a third of the name's length (at least 1, at most 3 edits), if any. */
+/**
+ * The closest candidate within a third of the name's length (at least 1, at most 3 edits), if any. A one-letter
+ * name only matches another case of itself: every one-letter name is one edit from every other.
+ */
 export function closestName(name: string, candidates: Iterable<string>): string | undefined {
-  const limit = Math.min(3, Math.max(1, Math.floor(name.length / 3)));
+  const limit = name.length < 2 ? 0.5 : Math.min(3, Math.max(1, Math.floor(name.length / 3)));
   let best: string | undefined;
   let bestDistance = Infinity;
   const lower = name.toLowerCase();

@@ -14,9 +14,10 @@
  */
 import * as path from 'node:path';
 import { closestName, didYouMean, type Diagnostic, DiagnosticBag } from '../diagnostics.js';
-import { add, ceilDiv, dimToString, floorDiv, isSymbolic, mul, scale, shapeToString, sub, symbol, type Dim } from '../ir/dims.js';
+import { add, ceilDiv, dimToString, isSymbolic, mul, scale, shapeToString, sub, symbol, type Dim } from '../ir/dims.js';
 import type { Graph, GraphInput, GraphOutput, Node, OpAttributes, Regularizer, SettingValue, Shape } from '../ir/graph.js';
-import { elementCount, inferShape, type ShapeProblem } from '../ir/shapes.js';
+import { inferShape, type ShapeProblem } from '../ir/shapes.js';
+import { effectiveKernel } from '../ir/graph.js';
 import type * as A from '../parser/ast.js';
 import type { Span } from '../source.js';
 import { SpecLoader, type LoadedFile, type LoadOptions } from './loader.js';
@@ -98,18 +99,32 @@ export class Env {
   readonly blocks = new Map<string, BlockBinding>();
   /** Names assigned later in this body: using one early is a forward reference, not an unknown name. */
   readonly pending = new Set<string>();
-  /** Names whose definitions had syntax errors: uses are silent. */
+  /** Names whose definitions had syntax errors (or came from an import that failed): uses are silent. */
   readonly broken: ReadonlySet<string>;
+  /** A whole-file import of this file failed: its blocks are unknown, so unknown callees may be among them. */
+  readonly importFailed: boolean;
 
   constructor(
     readonly parent: Env | undefined,
     broken?: ReadonlySet<string>,
+    importFailed?: boolean,
   ) {
     this.broken = broken ?? parent?.broken ?? new Set();
+    this.importFailed = importFailed ?? parent?.importFailed ?? false;
   }
+
+  /** Set on a block instance's scope: the block sees the constants around its declaration, not their tensors. */
+  blockScope = false;
 
   lookup(name: string): Value | undefined {
     return this.values.get(name) ?? this.parent?.lookup(name);
+  }
+
+  /** True when `name` resolves to a value defined outside the innermost block scope. */
+  definedOutsideBlock(name: string): boolean {
+    if (this.values.has(name)) return false;
+    if (this.blockScope) return this.parent?.lookup(name) !== undefined;
+    return this.parent?.definedOutsideBlock(name) ?? false;
   }
 
   lookupBlock(name: string): BlockBinding | undefined {
@@ -217,15 +232,18 @@ export class Evaluator {
           this.paramDecl(statement, env, options);
           break;
         case 'LetDecl':
+          if (this.alreadyDefined(env, statement.name)) break;
           this.define(env, statement.name, this.evaluate(statement.value, context));
           break;
         case 'BlockDecl':
           break;
         case 'AssignStmt':
+          if (this.alreadyDefined(env, statement.name)) break;
           this.topLevel.push(statement.name.name);
           this.assign(statement, { ...context, scope: new NameScope(statement.name.name) });
           break;
         case 'TakeStmt':
+          if (this.alreadyDefined(env, statement.name)) break;
           this.topLevel.push(statement.name.name);
           this.take(statement, { ...context, scope: new NameScope(statement.name.name) }, options);
           break;
@@ -253,11 +271,19 @@ export class Evaluator {
               continue;
             }
             const value = this.settingValue(setting.value, context);
-            if (value !== undefined) training[key] = value;
+            if (value === undefined) continue;
+            const problem = checkSetting(key, value);
+            if (problem) {
+              this.bag.add('invalidSetting', setting.value.span, [key, 'train', problem, describeSetting(value)]);
+              continue;
+            }
+            training[key] = value;
           }
           break;
         case 'ReturnStmt':
-          this.bag.add('misplacedStatement', statement.span, ["'return'", 'in a model body; it ends a block']);
+          // After a syntax error, this is likely the body of a block whose header broke, read as the model's.
+          if (!file.parsed.diagnostics.some((d) => d.severity === 'error' && d.span && d.span.start < statement.span.start))
+            this.bag.add('misplacedStatement', statement.span, ["'return'", 'in a model body; it ends a block'], "a model names its results with 'output <name>'");
           break;
       }
     }
@@ -265,8 +291,10 @@ export class Evaluator {
     for (const name of Object.keys(options.params ?? {})) {
       if (!declaredParams.has(name)) this.bag.add('unknownParameter', undefined, [name, model.name.name], didYouMean(name, declaredParams));
     }
-    if (inputs.length === 0) this.bag.add('misplacedStatement', model.name.span, ['a model without an input', 'here'], "declare one, e.g. 'input image: f32[N, 3, 224, 224]'");
-    if (outputs.length === 0 && !model.body.some((s) => s.$type === 'OutputStmt')) this.bag.add('noOutput', model.name.span, [model.name.name], "add 'output <name>'");
+    // With syntax errors the missing statement may be one the parser dropped: stay silent then.
+    const syntaxErrors = file.parsed.diagnostics.some((d) => d.severity === 'error');
+    if (!syntaxErrors && !model.body.some((s) => s.$type === 'InputDecl')) this.bag.add('noInput', model.name.span, [model.name.name], "declare one, e.g. 'input image: f32[N, 3, 224, 224]'");
+    if (!syntaxErrors && !model.body.some((s) => s.$type === 'OutputStmt' || s.$type === 'ReturnStmt')) this.bag.add('noOutput', model.name.span, [model.name.name], "add 'output <name>'");
 
     let nodes: Node[] = this.nodes;
     const frozen = this.resolveTargets(freezes.flatMap((f) => f.targets), 'freeze', nodes);
@@ -288,7 +316,9 @@ export class Evaluator {
 
   /** Blocks visible in a file: its own and those its imports make visible. */
   private fileEnvironment(file: LoadedFile, broken: ReadonlySet<string>): Env {
-    const env = new Env(undefined, broken);
+    // Names an import failed to bring are broken (the import was reported), not unknown.
+    const failed = file.imports.filter((i) => !i.file);
+    const env = new Env(undefined, new Set([...broken, ...failed.flatMap((i) => (i.decl.names ?? []).map((n) => n.name))]), failed.some((i) => !i.decl.names));
     for (const { decl, file: imported } of file.imports) {
       if (!imported) continue;
       const importedEnv = this.fileEnvironment(imported, imported.parsed.brokenNames);
@@ -316,6 +346,16 @@ export class Evaluator {
     env.blocks.set(decl.name.name, { decl, env });
   }
 
+  /**
+   * Reports a second definition of a name before its value is evaluated: evaluating it would build layers whose
+   * names clash with the first definition's, one more error per layer.
+   */
+  private alreadyDefined(env: Env, name: A.Identifier): boolean {
+    if (!env.values.has(name.name)) return false;
+    this.bag.add('duplicateName', name.span, [name.name]);
+    return true;
+  }
+
   private define(env: Env, name: A.Identifier, value: Value): void {
     if (env.values.has(name.name)) {
       this.bag.add('duplicateName', name.span, [name.name]);
@@ -329,10 +369,16 @@ export class Evaluator {
     if (statement.dtype.name !== 'f32') this.bag.add('invalidDtype', statement.dtype.span, [statement.dtype.name], "convspec models take 'f32' inputs");
     const override = options.inputShapes?.[statement.name.name];
     const shape: Dim[] = [];
+    // A broken input is still defined (as an erroneous value), so its uses are not reported as unknown names.
+    const fail = (): undefined => {
+      this.define(env, statement.name, ERROR);
+      return undefined;
+    };
+    let failed = false;
     if (override) {
       for (const d of override) shape.push(typeof d === 'number' ? d : this.symbolIn(env, d));
     } else {
-      for (const dimExpr of statement.dims) {
+      for (const [axis, dimExpr] of statement.dims.entries()) {
         if (dimExpr.$type === 'Identifier' && env.lookup(dimExpr.name) === undefined) {
           shape.push(this.symbolIn(env, dimExpr.name));
           continue;
@@ -340,15 +386,18 @@ export class Evaluator {
         const value = this.evaluate(dimExpr, { env, scope: new NameScope(''), stack: [] });
         if (value.kind === 'number' && value.integer && value.value >= 1 && value.value <= Number.MAX_SAFE_INTEGER) shape.push(value.value);
         else if (value.kind === 'dim') shape.push(value.dim);
-        else if (value.kind !== 'error') this.bag.add('wrongArgumentType', dimExpr.span, ['dimension', `input ${statement.name.name}`, 'a positive integer or a symbol', describeValue(value)]);
-        else return undefined;
+        else {
+          if (value.kind !== 'error') this.bag.add('invalidDimension', dimExpr.span, [axis, statement.name.name, describeValue(value)]);
+          failed = true;
+        }
       }
     }
+    if (failed) return fail();
     if (shape.length < 2) {
       this.bag.add('rankMismatch', statement.span, [`input '${statement.name.name}'`, 'at least [N, C]', shapeToString(shape)]);
-      return undefined;
+      return fail();
     }
-    if (!this.checkSize(statement.name.name, shape, statement.span)) return undefined;
+    if (!this.checkSize(statement.name.name, shape, statement.span)) return fail();
     this.define(env, statement.name, { kind: 'tensor', name: statement.name.name, shape });
     this.tensorShapes.set(statement.name.name, shape);
     return { name: statement.name.name, dtype: 'f32', shape, span: statement.span };
@@ -408,7 +457,8 @@ export class Evaluator {
       const accepted = accepts(value, type.name);
       if (accepted) return accepted;
     }
-    this.bag.add('wrongArgumentType', span, [name, owner, `${type.name}${type.list ? '[]' : ''}`, describeValue(value)]);
+    const article: Record<string, string> = { int: 'an int', float: 'a float', bool: 'a bool', string: 'a string', dim: 'a size', any: 'a value' };
+    this.bag.add('wrongArgumentType', span, [name, owner, type.list ? `a list of ${type.name} (${type.name}[])` : (article[type.name] ?? type.name), describeValue(value)]);
     return ERROR;
   }
 
@@ -423,7 +473,7 @@ export class Evaluator {
         return;
       }
       if (condition.kind !== 'bool') {
-        this.bag.add('wrongArgumentType', statement.when.span, ['condition', "'when'", 'a bool', describeValue(condition)]);
+        this.bag.add('conditionNotBool', statement.when.span, ['when', describeValue(condition)], condition.kind === 'number' ? `compare it, e.g. '${this.sourceText(statement.when)} > 0'` : undefined);
         this.define(context.env, statement.name, ERROR);
         return;
       }
@@ -489,7 +539,7 @@ export class Evaluator {
       const inputShapes = inputs.map((i) => this.shapeOf(i)!);
       const result = inferShape(node, inputShapes);
       if (!result.ok) {
-        this.reportShapeProblem(result.problem, node.op, node.name, statement.span);
+        this.reportShapeProblem(result.problem, node.op, node.name, statement.span, inputShapes, node);
         this.define(context.env, statement.name, ERROR);
         return;
       }
@@ -636,7 +686,7 @@ export class Evaluator {
         const condition = this.evaluate(expr.condition, context);
         if (condition.kind === 'error') return ERROR;
         if (condition.kind !== 'bool') {
-          this.bag.add('wrongArgumentType', expr.condition.span, ['condition', "'?:'", 'a bool', describeValue(condition)]);
+          this.bag.add('conditionNotBool', expr.condition.span, ['? :', describeValue(condition)]);
           return ERROR;
         }
         return this.evaluate(condition.value ? expr.then : expr.otherwise, context);
@@ -668,7 +718,14 @@ export class Evaluator {
 
   private identifierValue(identifier: A.Identifier, context: CallContext): Value {
     const value = context.env.lookup(identifier.name);
-    if (value !== undefined) return value;
+    if (value !== undefined) {
+      if ((value.kind === 'tensor' || value.kind === 'none') && context.env.definedOutsideBlock(identifier.name)) {
+        const block = context.stack[context.stack.length - 1] ?? 'block';
+        this.bag.add('outerTensor', identifier.span, [block, identifier.name], `add it to the block's inputs: block ${block}(…) (…, ${identifier.name})`);
+        return ERROR;
+      }
+      return value;
+    }
     if (context.env.broken.has(identifier.name)) return ERROR;
     if (context.env.isPending(identifier.name)) {
       this.bag.add('cyclicReference', identifier.span, [identifier.name]);
@@ -787,9 +844,6 @@ export class Evaluator {
         case '/':
           if (b === 0) break;
           return num(a / b, false);
-        case '//':
-          if (b === 0) break;
-          return num(Math.floor(a / b), integer);
         case '%':
           if (b === 0) break;
           return num(a - b * Math.floor(a / b), integer);
@@ -813,13 +867,10 @@ export class Evaluator {
         return dimValue(sub(a, b));
       case '*':
         return dimValue(mul(a, b));
-      case '//':
-        if (typeof b === 'number' && b > 0) return dimValue(floorDiv(a, b));
-        break;
       default:
         break;
     }
-    this.bag.add('operandType', span, [operator, describeValue(left), describeValue(right)], 'symbolic sizes support +, −, × and // by a positive constant');
+    this.bag.add('operandType', span, [operator, describeValue(left), describeValue(right)], 'symbolic sizes support +, − and ×');
     return ERROR;
   }
 
@@ -828,20 +879,40 @@ export class Evaluator {
 
   private chain(expr: A.ChainExpr, context: CallContext): Value {
     let current = this.evaluate(expr.head, context);
-    if (current.kind === 'error') return ERROR;
     if (current.kind === 'none') {
       this.bag.add('noneValue', expr.head.span, [current.name]);
-      return ERROR;
-    }
-    if (current.kind !== 'tensor') {
+      current = ERROR;
+    } else if (current.kind !== 'tensor' && current.kind !== 'error') {
       this.bag.add('notATensor', expr.head.span, ['the start of a chain', describeValue(current)]);
-      return ERROR;
+      current = ERROR;
     }
     for (const step of expr.steps) {
-      current = this.step(step, current, context);
-      if (current.kind === 'error') return ERROR;
+      // After a failure the later steps cannot be built, but a misspelt op among them is its own error.
+      if (current.kind === 'error') this.checkCallee(step.callee, context);
+      else current = this.step(step, current, context);
     }
     return current;
+  }
+
+  /** Reports a callee that names no op, block or function (used where the call itself cannot be made). */
+  private checkCallee(callee: A.Identifier, context: CallContext): void {
+    const name = callee.name;
+    if (OPS.has(name) || context.env.lookupBlock(name) || context.env.broken.has(name) || context.env.lookup(name) !== undefined) return;
+    if ((VALUE_FUNCTIONS as readonly string[]).includes(name) || (ANALYSIS_FUNCTIONS as readonly string[]).includes(name)) return;
+    this.reportUnknownCallee(callee, context);
+  }
+
+  private reportUnknownCallee(callee: A.Identifier, context: CallContext): void {
+    const candidates = [...OPS.keys(), ...context.env.allBlocks(), ...VALUE_FUNCTIONS];
+    const hint = didYouMean(callee.name, candidates);
+    // A block from a file whose import failed would be unknown too: say nothing unless it looks like a typo.
+    if (context.env.importFailed && hint === undefined) return;
+    this.bag.add('unknownCallee', callee.span, [callee.name], hint);
+  }
+
+  private sourceText(expr: A.Expr): string {
+    const source = this.loader.sources.get(expr.span.file);
+    return source ? source.text.slice(expr.span.start, expr.span.end) : 'x';
   }
 
   private step(step: A.ChainStep, input: Value, context: CallContext): Value {
@@ -891,8 +962,7 @@ export class Evaluator {
         this.bag.add('notCallable', callee.span, [name, describeValue(local)]);
         return ERROR;
       }
-      const candidates = [...OPS.keys(), ...context.env.allBlocks(), ...VALUE_FUNCTIONS];
-      this.bag.add('unknownCallee', callee.span, [name], didYouMean(name, candidates));
+      this.reportUnknownCallee(callee, context);
       return ERROR;
     }
 
@@ -1019,7 +1089,7 @@ export class Evaluator {
       const inputShapes = inputs.map((i) => this.shapeOf(i)!);
       const result = inferShape(request.attributes, inputShapes);
       if (!result.ok) {
-        this.reportShapeProblem(result.problem, kind, context.instance ?? context.scope.prefix ?? name, span, inputShapes);
+        this.reportShapeProblem(result.problem, kind, context.instance ?? context.scope.prefix ?? name, span, inputShapes, request.attributes);
         return ERROR;
       }
       if (!this.checkSize(name, result.shape, span)) return ERROR;
@@ -1031,28 +1101,29 @@ export class Evaluator {
   }
 
   private checkSize(name: string, shape: Shape, span: Span): boolean {
-    const count = elementCount(shape);
-    if (typeof count === 'number' ? count > 2 ** 53 : false) {
+    // Symbolic sizes are at least 1, so the product of the known sizes is a lower bound of the element count.
+    const count = shape.reduce<number>((product, d) => (typeof d === 'number' ? product * d : product), 1);
+    if (count > 2 ** 53) {
       this.bag.add('tensorTooLarge', span, [name, shapeToString(shape)]);
       return false;
     }
     return true;
   }
 
-  private reportShapeProblem(problem: ShapeProblem, op: string, where: string, span: Span, inputShapes: readonly Shape[] = []): void {
+  private reportShapeProblem(problem: ShapeProblem, op: string, where: string, span: Span, inputShapes: readonly Shape[] = [], attributes?: OpAttributes): void {
     const location = where === '' ? 'model level' : where;
     switch (problem.kind) {
       case 'channels':
         this.bag.add('channelMismatch', span, [problem.left, problem.right, op === 'add' ? 'residual add' : op, location], inputShapes.length > 1 ? `input shapes: ${inputShapes.map(shapeToString).join(' and ')}` : undefined);
         break;
       case 'mismatch':
-        this.bag.add('shapeMismatch', span, [problem.left, problem.right, op, location]);
+        this.bag.add('shapeMismatch', span, [problem.left, problem.right, op, location], describeMismatch(inputShapes, attributes));
         break;
       case 'rank':
         this.bag.add('rankMismatch', span, [op, problem.expected, problem.found]);
         break;
       case 'empty':
-        this.bag.add('emptyOutput', span, [op, problem.axis, problem.size], inputShapes[0] ? `input ${shapeToString(inputShapes[0])} is too small for the window; pad it or use a smaller kernel/stride` : undefined);
+        this.bag.add('emptyOutput', span, [op, describeEmptyOutput(problem.axis, problem.size, inputShapes[0], attributes)], 'pad the input, or use a smaller kernel or dilation');
         break;
       case 'groups':
         this.bag.add('groupsDoNotDivide', span, [problem.what, problem.count, problem.groups]);
@@ -1148,12 +1219,17 @@ export class Evaluator {
     const decl = block.decl;
     const name = decl.name.name;
     if (context.stack.length >= LIMITS.blockDepth) {
-      const chain = [...context.stack.slice(0, 3), '…', ...context.stack.slice(-2), name].join(' → ');
+      const calls = [...context.stack, name];
+      const chain = calls.every((c) => c === name) ? `'${name}' calls itself each time` : [...calls.slice(0, 3), '…', ...calls.slice(-3)].join(' → ');
       this.bag.add('nestingLimit', span, [LIMITS.blockDepth, chain]);
       throw new LimitExceeded();
     }
     if (inputs.length !== decl.inputs.length) {
-      this.bag.add('wrongTensorInputs', span, [name, String(decl.inputs.length), inputs.length]);
+      const hint =
+        inputs.length < decl.inputs.length && decl.inputs.length > 1
+          ? `the chained tensor is the first input; pass the others as arguments: x -> ${name}(…, ${decl.inputs.slice(1).map((i) => i.name).join(', ')})`
+          : undefined;
+      this.bag.add('wrongTensorInputs', span, [name, String(decl.inputs.length), inputs.length], hint);
       return ERROR;
     }
     if (positional.length > decl.params.length) {
@@ -1161,6 +1237,7 @@ export class Evaluator {
       return ERROR;
     }
     const env = new Env(block.env);
+    env.blockScope = true;
     const instance = alias?.$type === 'StringLit' ? alias.value : alias ? context.scope.qualify(alias.name) : context.scope.next(name);
     const innerContext: CallContext = { env, scope: new NameScope(instance), stack: [...context.stack, name], analyses: context.analyses, instance };
     for (const [argumentName, entry] of named) {
@@ -1200,10 +1277,10 @@ export class Evaluator {
       this.tick(statement.span);
       switch (statement.$type) {
         case 'AssignStmt':
-          this.assign(statement, innerContext);
+          if (!this.alreadyDefined(env, statement.name)) this.assign(statement, innerContext);
           break;
         case 'LetDecl':
-          this.define(env, statement.name, this.evaluate(statement.value, innerContext));
+          if (!this.alreadyDefined(env, statement.name)) this.define(env, statement.name, this.evaluate(statement.value, innerContext));
           break;
         case 'ReturnStmt':
           if (result !== undefined) {
@@ -1480,6 +1557,53 @@ export class Evaluator {
   }
 }
 
+/** The first axis on which the inputs of an element-wise op or a concat disagree. */
+function describeMismatch(inputShapes: readonly Shape[], attributes: OpAttributes | undefined): string | undefined {
+  const joined = attributes?.op === 'concat' ? (attributes.axis + (inputShapes[0]?.length ?? 0)) % Math.max(1, inputShapes[0]?.length ?? 1) : undefined;
+  for (let i = 1; i < inputShapes.length; i++) {
+    const [a, b] = [inputShapes[0]!, inputShapes[i]!];
+    if (a.length !== b.length) return `ranks differ: ${a.length} and ${b.length}`;
+    for (let axis = 0; axis < a.length; axis++) {
+      if (axis === joined) continue;
+      const [x, y] = [dimToString(a[axis]!), dimToString(b[axis]!)];
+      if (x !== y) return `axis ${axis} differs (${x} ≠ ${y})${joined !== undefined ? `; concat joins along axis ${joined} and needs every other axis equal` : ''}`;
+    }
+  }
+  return undefined;
+}
+
+/** Why a window op has no output on an axis: its (dilated) window is larger than the padded input. */
+function describeEmptyOutput(axis: number, size: string, input: Shape | undefined, attributes: OpAttributes | undefined): string {
+  const extent = input?.[2 + axis];
+  if (input && typeof extent === 'number' && attributes && (attributes.op === 'conv' || attributes.op === 'maxpool' || attributes.op === 'avgpool')) {
+    const dilation = attributes.op === 'conv' ? attributes.dilation[axis]! : 1;
+    const window = effectiveKernel(attributes.kernel[axis]!, dilation);
+    const pads = attributes.padding === 'same-dynamic' ? 0 : attributes.padding.begin[axis]! + attributes.padding.end[axis]!;
+    const windowText = dilation > 1 ? `its window ${window} (kernel ${attributes.kernel[axis]} dilated by ${dilation})` : `its window ${window}`;
+    const inputText = pads > 0 ? `the padded input ${extent + pads} (${extent} + ${pads} padding)` : `the input ${extent}`;
+    return `${windowText} is larger than ${inputText} on axis ${2 + axis} of ${shapeToString(input)}`;
+  }
+  return `the output size on axis ${2 + axis} would be ${size}`;
+}
+
+/** Training settings with a numeric meaning: what they must be, or undefined when `value` is fine. */
+function checkSetting(key: string, value: SettingValue): string | undefined {
+  const positiveInt = ['epochs', 'batch', 'classes'];
+  if (positiveInt.includes(key) && !(typeof value === 'number' && Number.isInteger(value) && value >= 1)) return 'a positive int';
+  if (key === 'seed' && !(typeof value === 'number' && Number.isInteger(value) && value >= 0)) return 'a non-negative int';
+  if ((key === 'lr' || key === 'label_smoothing' || key === 'validation') && typeof value === 'number' && !(value >= 0 && (key === 'lr' ? value > 0 : value < 1)))
+    return key === 'lr' ? 'a positive number or a schedule' : 'a number in [0, 1)';
+  return undefined;
+}
+
+function describeSetting(value: SettingValue): string {
+  if (typeof value === 'number') return Number.isInteger(value) ? `int ${value}` : `float ${value}`;
+  if (typeof value === 'string') return `string ${JSON.stringify(value)}`;
+  if (typeof value === 'boolean') return `bool ${value}`;
+  if (Array.isArray(value)) return 'a list';
+  return `a call of '${(value as { call: string }).call}'`;
+}
+
 function describeStatement(statement: A.Statement): string {
   const words: Record<A.Statement['$type'], string> = {
     InputDecl: "'input'",
@@ -1607,9 +1731,13 @@ export function elaborate(file: string, options: ElaborateOptions = {}): Elabora
       graph = undefined;
     } else throw error;
   }
+  // One error per line: a line with a syntax error was read by recovery, so what elaboration says about it is
+  // most likely a consequence.
+  const syntaxLines = new Set(loader.diagnostics.items.filter((d) => d.severity === 'error' && d.span).map((d) => `${d.span!.file}:${d.span!.line}`));
+  const semantic = evaluator.bag.items.filter((d) => !d.span || !syntaxLines.has(`${d.span.file}:${d.span.line}`));
   return {
     graph,
-    diagnostics: [...loader.diagnostics.items, ...extra, ...evaluator.bag.items],
+    diagnostics: [...loader.diagnostics.items, ...extra, ...semantic],
     sources: loader.sources,
     asserts: evaluator.asserts,
     topLevel: evaluator.topLevel,

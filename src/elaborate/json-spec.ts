@@ -9,11 +9,11 @@
  * Expressions (conditions, asserts, computed arguments) are written as strings of the language's expression
  * syntax; plain JSON numbers, booleans, lists and strings are literal values.
  */
-import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import * as fs from 'node:fs';
-import { DiagnosticBag } from '../diagnostics.js';
+import { type Diagnostic, DiagnosticBag, didYouMean } from '../diagnostics.js';
 import { quote } from '../parser/index.js';
-import { SourceFile } from '../source.js';
+import { SourceFile, syntheticSpan } from '../source.js';
 import { elaborate, type ElaborateOptions, type ElaborateResult } from './elaborate.js';
 import { MAX_FILE_BYTES } from './loader.js';
 
@@ -162,7 +162,7 @@ export function isJsonSpecPath(file: string): boolean {
 let validator: ValidateFunction | undefined;
 
 function validate(document: unknown) {
-  if (!validator) validator = new Ajv({ allErrors: true, strict: false }).compile(SPEC_SCHEMA);
+  if (!validator) validator = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(SPEC_SCHEMA);
   const valid = validator(document);
   return { valid, errors: validator.errors ?? [] };
 }
@@ -194,9 +194,65 @@ function renderOp(op: Json): string {
   return text;
 }
 
-function renderLayer(layer: Record<string, Json>, indent: string): string {
-  const body = layer['expr'] !== undefined ? (layer['expr'] as string) : [layer['from'] as string, ...(layer['ops'] as Json[]).map(renderOp)].join(' -> ');
-  return `${indent}${layer['name']} = ${body}${layer['when'] !== undefined ? ` when ${layer['when']}` : ''}`;
+/**
+ * The rendered text with, for each piece of it, the JSON pointer of the value it came from, so diagnostics about
+ * the rendered text can point into the JSON document instead.
+ */
+interface RenderedPiece {
+  readonly start: number;
+  readonly end: number;
+  readonly pointer: string;
+  /** The piece is the verbatim content of a JSON string (an expression): offsets inside it map one to one. */
+  readonly verbatim: boolean;
+}
+
+class RenderedSpec {
+  private text = '';
+  readonly pieces: RenderedPiece[] = [];
+
+  /** Appends a line; `parts` are plain strings or pieces tied to a pointer. */
+  line(pointer: string, ...parts: Array<string | { text: string; pointer: string; verbatim?: boolean }>): void {
+    const start = this.text.length;
+    for (const part of parts) {
+      if (typeof part === 'string') this.text += part;
+      else {
+        this.pieces.push({ start: this.text.length, end: this.text.length + part.text.length, pointer: part.pointer, verbatim: part.verbatim ?? false });
+        this.text += part.text;
+      }
+    }
+    this.pieces.push({ start, end: this.text.length, pointer, verbatim: false });
+    this.text += '\n';
+  }
+
+  toString(): string {
+    return this.text;
+  }
+
+  /** The narrowest piece containing `offset`. */
+  pieceAt(offset: number): RenderedPiece | undefined {
+    let best: RenderedPiece | undefined;
+    for (const piece of this.pieces) {
+      if (piece.start <= offset && offset <= piece.end && (!best || piece.end - piece.start < best.end - best.start)) best = piece;
+    }
+    return best;
+  }
+}
+
+function escapePointer(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+function renderLayer(out: RenderedSpec, layer: Record<string, Json>, indent: string, pointer: string): void {
+  const when = layer['when'] !== undefined ? [' when ', { text: layer['when'] as string, pointer: `${pointer}/when`, verbatim: true }] : [];
+  if (layer['expr'] !== undefined) {
+    out.line(pointer, `${indent}${layer['name']} = `, { text: layer['expr'] as string, pointer: `${pointer}/expr`, verbatim: true }, ...when);
+    return;
+  }
+  const steps = (layer['ops'] as Json[]).flatMap((op, i) => [
+    ' -> ',
+    { text: renderOp(op), pointer: typeof op === 'string' ? `${pointer}/ops/${i}` : `${pointer}/ops/${i}/op`, verbatim: typeof op === 'string' },
+  ]);
+  out.line(pointer, `${indent}${layer['name']} = `, { text: layer['from'] as string, pointer: `${pointer}/from`, verbatim: true }, ...steps, ...when);
 }
 
 function renderTarget(target: string): string {
@@ -206,85 +262,334 @@ function renderTarget(target: string): string {
 
 /** Renders a validated JSON spec as `.cnn` text. */
 export function jsonSpecToText(document: Record<string, Json>): string {
-  const lines: string[] = [];
-  for (const imported of (document['imports'] as string[] | undefined) ?? []) lines.push(`import ${quote(imported)}`);
-  lines.push(`model ${document['model']} {`);
+  return renderJsonSpec(document).toString();
+}
+
+function renderJsonSpec(document: Record<string, Json>): RenderedSpec {
+  const out = new RenderedSpec();
+  ((document['imports'] as string[] | undefined) ?? []).forEach((imported, i) => out.line(`/imports/${i}`, `import ${quote(imported)}`));
+  out.line('/model', `model ${document['model']} {`);
   for (const [name, input] of Object.entries(document['inputs'] as Record<string, Record<string, Json>>)) {
-    lines.push(`  input ${name}: f32[${(input['shape'] as Json[]).map(String).join(', ')}]`);
+    out.line(`/inputs/${escapePointer(name)}`, `  input ${name}: f32[${(input['shape'] as Json[]).map(String).join(', ')}]`);
   }
   for (const [name, param] of Object.entries((document['params'] as Record<string, Record<string, Json>> | undefined) ?? {})) {
-    lines.push(`  param ${name}: ${param['type']} = ${renderValue(param['default']!)}`);
+    out.line(`/params/${escapePointer(name)}`, `  param ${name}: ${param['type']} = ${renderValue(param['default']!)}`);
   }
-  for (const [name, expression] of Object.entries((document['let'] as Record<string, string> | undefined) ?? {})) lines.push(`  let ${name} = ${expression}`);
+  for (const [name, expression] of Object.entries((document['let'] as Record<string, string> | undefined) ?? {})) {
+    const pointer = `/let/${escapePointer(name)}`;
+    out.line(pointer, `  let ${name} = `, { text: expression, pointer, verbatim: true });
+  }
   for (const [name, block] of Object.entries((document['blocks'] as Record<string, Record<string, Json>> | undefined) ?? {})) {
+    const base = `/blocks/${escapePointer(name)}`;
     const params = Object.entries((block['params'] as Record<string, Record<string, Json>> | undefined) ?? {}).map(
       ([p, spec]) => `${p}: ${spec['type']}${spec['default'] !== undefined ? ` = ${renderValue(spec['default'])}` : ''}`,
     );
-    lines.push(`  block ${name}(${params.join(', ')}) (${(block['inputs'] as string[]).join(', ')}) {`);
-    for (const layer of block['layers'] as Array<Record<string, Json>>) lines.push(renderLayer(layer, '    '));
-    for (const assertion of (block['asserts'] as string[] | undefined) ?? []) lines.push(`    assert ${assertion}`);
-    lines.push(`    return ${block['return']}`, '  }');
+    out.line(base, `  block ${name}(${params.join(', ')}) (${(block['inputs'] as string[]).join(', ')}) {`);
+    (block['layers'] as Array<Record<string, Json>>).forEach((layer, i) => renderLayer(out, layer, '    ', `${base}/layers/${i}`));
+    ((block['asserts'] as string[] | undefined) ?? []).forEach((assertion, i) =>
+      out.line(`${base}/asserts/${i}`, '    assert ', { text: assertion, pointer: `${base}/asserts/${i}`, verbatim: true }),
+    );
+    out.line(`${base}/return`, '    return ', { text: block['return'] as string, pointer: `${base}/return`, verbatim: true });
+    out.line(base, '  }');
   }
-  for (const layer of document['layers'] as Array<Record<string, Json>>) lines.push(renderLayer(layer, '  '));
-  lines.push(`  output ${(document['outputs'] as string[]).join(', ')}`);
+  (document['layers'] as Array<Record<string, Json>>).forEach((layer, i) => renderLayer(out, layer, '  ', `/layers/${i}`));
+  out.line('/outputs', `  output ${(document['outputs'] as string[]).join(', ')}`);
   const freeze = (document['freeze'] as string[] | undefined) ?? [];
-  if (freeze.length > 0) lines.push(`  freeze ${freeze.map(renderTarget).join(', ')}`);
-  for (const entry of (document['regularize'] as Array<Record<string, Json>> | undefined) ?? []) {
+  if (freeze.length > 0) out.line('/freeze', `  freeze ${freeze.map(renderTarget).join(', ')}`);
+  ((document['regularize'] as Array<Record<string, Json>> | undefined) ?? []).forEach((entry, i) => {
     const on = (entry['on'] as string[] | undefined) ?? [];
     const suffix = on.length > 0 ? ` on ${on.map(renderTarget).join(', ')}` : '';
-    if (entry['l1'] !== undefined) lines.push(`  regularize l1(${renderValue(entry['l1'])})${suffix}`);
-    if (entry['l2'] !== undefined) lines.push(`  regularize l2(${renderValue(entry['l2'])})${suffix}`);
-    if (entry['max_norm'] !== undefined) lines.push(`  regularize max_norm(${renderValue(entry['max_norm'])})${suffix}`);
-  }
-  for (const assertion of (document['asserts'] as string[] | undefined) ?? []) lines.push(`  assert ${assertion}`);
+    for (const kind of ['l1', 'l2', 'max_norm']) {
+      if (entry[kind] !== undefined) out.line(`/regularize/${i}/${kind}`, `  regularize ${kind}(${renderValue(entry[kind]!)})${suffix}`);
+    }
+  });
+  ((document['asserts'] as string[] | undefined) ?? []).forEach((assertion, i) => out.line(`/asserts/${i}`, '  assert ', { text: assertion, pointer: `/asserts/${i}`, verbatim: true }));
   const train = document['train'] as Record<string, Json> | undefined;
   if (train) {
-    lines.push('  train {');
+    out.line('/train', '  train {');
     for (const [key, setting] of Object.entries(train)) {
       // Strings that read as a call or a bare word are written as such (`adam(lr: 1e-3)`, `cross_entropy`).
       const text = typeof setting === 'string' && /^[A-Za-z_][A-Za-z0-9_]*(\(.*\))?$/.test(setting) ? setting : renderValue(setting);
-      lines.push(`    ${key}: ${text}`);
+      out.line(`/train/${escapePointer(key)}`, `    ${key}: ${text}`);
     }
-    lines.push('  }');
+    out.line('/train', '  }');
   }
-  lines.push('}');
-  return `${lines.join('\n')}\n`;
+  out.line('', '}');
+  return out;
 }
 
-/** Line and column of the value at a JSON pointer, found by walking the text (best effort). */
-function locatePointer(text: string, pointer: string): number {
-  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-  let offset = 0;
-  for (const part of parts) {
-    const key = new RegExp(`"${part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"\\s*:`, 'g');
-    key.lastIndex = offset;
-    const match = key.exec(text);
-    if (match) {
-      offset = match.index;
-      continue;
+/**
+ * Moves a diagnostic about the rendered text to the JSON value it came from: inside an expression string to the
+ * exact characters when the string has no escapes, otherwise to the start of the value.
+ */
+function remapDiagnostic(d: Diagnostic, rendered: RenderedSpec, renderedName: string, source: SourceFile): Diagnostic {
+  if (!d.span || d.span.file !== renderedName) return d;
+  const piece = rendered.pieceAt(d.span.start);
+  if (!piece) return d;
+  const text = source.text;
+  const valueOffset = locatePointer(text, piece.pointer, 'value');
+  const length = scalarLength(text, valueOffset);
+  let start = valueOffset;
+  let end = valueOffset + length;
+  const raw = text.slice(valueOffset, valueOffset + length);
+  const renderedLength = piece.end - piece.start;
+  if (piece.verbatim && raw.length === renderedLength + 2 && raw.startsWith('"') && !raw.includes('\\')) {
+    start = valueOffset + 1 + (d.span.start - piece.start);
+    end = Math.min(valueOffset + 1 + renderedLength, start + Math.max(0, Math.min(d.span.end, piece.end) - d.span.start));
+  }
+  return { ...d, span: source.span(start, Math.max(start, end)) };
+}
+
+/**
+ * Offset of the value at a JSON pointer in valid JSON text (or of its key, for an unknown property), found by
+ * walking the document's structure iteratively. The deepest existing ancestor is used when the path is absent.
+ */
+function locatePointer(text: string, pointer: string, at: 'key' | 'value' = 'value'): number {
+  const target = pointer === '' ? [] : pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  type Frame = { kind: '{' | '['; index: number; key: string; keyOffset: number };
+  const frames: Frame[] = [];
+  let best = 0;
+  let i = 0;
+  const skipSpace = () => {
+    while (i < text.length && /[ \t\n\r]/.test(text[i]!)) i++;
+  };
+  // `matched` is how many leading parts of the target the current path equals.
+  const matched = () => {
+    let n = 0;
+    while (n < frames.length && n < target.length) {
+      const frame = frames[n]!;
+      if ((frame.kind === '[' ? String(frame.index) : frame.key) !== target[n]) break;
+      n++;
     }
-    if (/^\d+$/.test(part)) {
-      // An array index: skip to the n-th element after the opening bracket.
-      let index = Number(part);
-      let depth = 0;
-      let position = text.indexOf('[', offset);
-      if (position < 0) return offset;
-      position++;
-      while (position < text.length && index > 0) {
-        const ch = text[position]!;
-        if (ch === '"') {
-          position = text.indexOf('"', position + 1);
-          while (position > 0 && text[position - 1] === '\\') position = text.indexOf('"', position + 1);
-        } else if (ch === '[' || ch === '{') depth++;
-        else if (ch === ']' || ch === '}') depth--;
-        else if (ch === ',' && depth === 0) index--;
-        position++;
+    return n;
+  };
+  while (i < text.length) {
+    skipSpace();
+    // At a value: is it the target?
+    const depth = matched();
+    if (depth === frames.length) {
+      if (depth === target.length) return at === 'key' && frames.length > 0 ? frames[frames.length - 1]!.keyOffset : i;
+      best = i;
+    }
+    const ch = text[i];
+    if (ch === '{' || ch === '[') {
+      frames.push({ kind: ch, index: 0, key: '', keyOffset: i });
+      i++;
+      skipSpace();
+      if (text[i] === '}' || text[i] === ']') {
+        frames.pop();
+        i++;
+      } else {
+        if (ch === '{') readKey();
+        continue;
       }
-      while (/\s/.test(text[position] ?? '')) position++;
-      offset = position;
+    } else if (ch === '"') {
+      const end = scanJsonString(text, i);
+      i = typeof end === 'number' ? end : text.length;
+    } else {
+      while (i < text.length && !/[,\]}\s]/.test(text[i]!)) i++;
+    }
+    // After a value: commas and closers.
+    while (true) {
+      skipSpace();
+      const next = text[i];
+      const frame = frames[frames.length - 1];
+      if (!frame || i >= text.length) return best;
+      if (next === ',') {
+        i++;
+        frame.index++;
+        if (frame.kind === '{') readKey();
+        break;
+      }
+      frames.pop();
+      i++;
     }
   }
-  return offset;
+  return best;
+
+  function readKey(): void {
+    skipSpace();
+    const frame = frames[frames.length - 1]!;
+    frame.keyOffset = i;
+    const end = scanJsonString(text, i);
+    const stop = typeof end === 'number' ? end : text.length;
+    try {
+      frame.key = JSON.parse(text.slice(i, stop)) as string;
+    } catch {
+      frame.key = '';
+    }
+    i = stop;
+    skipSpace();
+    if (text[i] === ':') i++;
+  }
+}
+
+/** JSON nesting allowed: the spec's own structure is a few levels; values nest no deeper than the language allows. */
+const MAX_JSON_NESTING = 100;
+
+/** Offset of the bracket that nests deeper than `limit`, if any (strings skipped). */
+function nestingBeyond(text: string, limit: number): number | undefined {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      const end = scanJsonString(text, i);
+      if (typeof end !== 'number') return undefined;
+      i = end - 1;
+    } else if (ch === '[' || ch === '{') {
+      if (++depth > limit) return i;
+    } else if (ch === ']' || ch === '}') depth--;
+  }
+  return undefined;
+}
+
+/** Length of the string, number or literal at `offset` (1 for the bracket of an object or array). */
+function scalarLength(text: string, offset: number): number {
+  if (text[offset] === '"') {
+    const end = scanJsonString(text, offset);
+    if (typeof end === 'number') return end - offset;
+  }
+  const literal = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+  literal.lastIndex = offset;
+  return literal.exec(text)?.[0].length ?? 1;
+}
+
+/** A schema error in words, located at the value it concerns (an unknown property at its own key). */
+function describeSchemaError(error: ErrorObject): { pointer: string; reason: string; hint?: string } {
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const property = String(params['additionalProperty']);
+      const known = Object.keys(((error.parentSchema as { properties?: object } | undefined)?.properties ?? {}) as object);
+      const hint = didYouMean(property, known) ?? (known.length > 0 ? `allowed: ${known.join(', ')}` : undefined);
+      return { pointer: `${error.instancePath}/${property.replace(/~/g, '~0').replace(/\//g, '~1')}`, reason: `unknown property '${property}'`, ...(hint ? { hint } : {}) };
+    }
+    case 'const':
+      return { pointer: error.instancePath, reason: `must be ${JSON.stringify(params['allowedValue'])}, found ${JSON.stringify(error.data)}` };
+    case 'enum':
+      return { pointer: error.instancePath, reason: `must be one of ${(params['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
+    case 'pattern':
+      if (params['pattern'] === IDENTIFIER) return { pointer: error.instancePath, reason: `must be a name (a letter or '_', then letters, digits or '_'), found ${JSON.stringify(error.data)}` };
+      return { pointer: error.instancePath, reason: error.message ?? 'is invalid' };
+    default:
+      return { pointer: error.instancePath, reason: error.message ?? 'is invalid' };
+  }
+}
+
+/**
+ * The first syntax error of a JSON text, found by a small iterative scanner (no recursion, so any nesting is
+ * safe), or undefined when the text is valid JSON.
+ */
+export function findJsonSyntaxError(text: string): { offset: number; message: string; hint?: string } | undefined {
+  type State = 'value' | 'valueOrClose' | 'key' | 'keyOrClose' | 'colon' | 'after';
+  const stack: Array<'{' | '['> = [];
+  let state: State = 'value';
+  let i = 0;
+  const describe = (ch: string) => (/\s/.test(ch) ? JSON.stringify(ch) : `'${ch}'`);
+  const afterComma = () => {
+    let j = i - 1;
+    while (j >= 0 && /\s/.test(text[j]!)) j--;
+    return text[j] === ',';
+  };
+  const trailingComma = { hint: 'JSON allows no comma after the last element' };
+  while (true) {
+    while (i < text.length && /[ \t\n\r]/.test(text[i]!)) i++;
+    if (i >= text.length) {
+      if (state === 'after' && stack.length === 0) return undefined;
+      const open = stack.at(-1);
+      return { offset: text.length, message: open ? `unexpected end of input: '${open}' is not closed` : 'unexpected end of input' };
+    }
+    const ch = text[i]!;
+    const top = stack.at(-1);
+    switch (state) {
+      case 'value':
+      case 'valueOrClose': {
+        if (ch === ']' && state === 'valueOrClose') {
+          stack.pop();
+          i++;
+          state = 'after';
+          break;
+        }
+        if (ch === '{' || ch === '[') {
+          stack.push(ch);
+          i++;
+          state = ch === '{' ? 'keyOrClose' : 'valueOrClose';
+          break;
+        }
+        if (ch === '"') {
+          const end = scanJsonString(text, i);
+          if (typeof end !== 'number') return end;
+          i = end;
+          state = 'after';
+          break;
+        }
+        const literal = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+        literal.lastIndex = i;
+        const match = literal.exec(text);
+        if (match && !/[A-Za-z0-9_]/.test(text[i + match[0].length] ?? '')) {
+          i += match[0].length;
+          state = 'after';
+          break;
+        }
+        if ((ch === ']' || ch === '}') && afterComma()) return { offset: i, message: `unexpected ${describe(ch)} after ','`, ...trailingComma };
+        return { offset: i, message: `expected a value but found ${describe(ch)}`, ...(ch === "'" ? { hint: 'JSON strings use double quotes' } : {}) };
+      }
+      case 'key':
+      case 'keyOrClose': {
+        if (ch === '}' && state === 'keyOrClose') {
+          stack.pop();
+          i++;
+          state = 'after';
+          break;
+        }
+        if (ch === '"') {
+          const end = scanJsonString(text, i);
+          if (typeof end !== 'number') return end;
+          i = end;
+          state = 'colon';
+          break;
+        }
+        if (ch === '}' && afterComma()) return { offset: i, message: `unexpected '}' after ','`, ...trailingComma };
+        return { offset: i, message: `expected a property name in double quotes but found ${describe(ch)}` };
+      }
+      case 'colon':
+        if (ch !== ':') return { offset: i, message: `expected ':' but found ${describe(ch)}` };
+        i++;
+        state = 'value';
+        break;
+      case 'after': {
+        if (!top) return { offset: i, message: `unexpected ${describe(ch)} after the end of the document` };
+        const close = top === '{' ? '}' : ']';
+        if (ch === ',') {
+          i++;
+          state = top === '{' ? 'key' : 'value';
+          break;
+        }
+        if (ch === close) {
+          stack.pop();
+          i++;
+          break;
+        }
+        return { offset: i, message: `expected ',' or '${close}' but found ${describe(ch)}` };
+      }
+    }
+  }
+}
+
+/** The offset after a JSON string starting at `start`, or the error inside it. */
+function scanJsonString(text: string, start: number): number | { offset: number; message: string } {
+  for (let j = start + 1; j < text.length; j++) {
+    const ch = text[j]!;
+    if (ch === '"') return j + 1;
+    if (ch === '\\') {
+      const next = text[j + 1] ?? '';
+      if (next === 'u' ? !/^[0-9a-fA-F]{4}$/.test(text.slice(j + 2, j + 6)) : !'"\\/bfnrt'.includes(next) || next === '') return { offset: j, message: 'invalid escape in string' };
+      j += next === 'u' ? 5 : 1;
+      continue;
+    }
+    if (ch.charCodeAt(0) < 0x20) return { offset: start, message: ch === '\n' ? 'unterminated string' : 'control character in string' };
+  }
+  return { offset: start, message: 'unterminated string' };
 }
 
 export function loadJsonSpec(file: string, options: ElaborateOptions = {}): ElaborateResult {
@@ -295,25 +600,31 @@ export function loadJsonSpec(file: string, options: ElaborateOptions = {}): Elab
     else {
       const size = fs.statSync(file).size;
       if (size > MAX_FILE_BYTES) {
-        bag.add('fileTooLarge', undefined, [size, MAX_FILE_BYTES]);
+        bag.add('fileTooLarge', syntheticSpan(file), [size, MAX_FILE_BYTES]);
         return { graph: undefined, diagnostics: bag.items, sources: new Map(), asserts: [], topLevel: [], evaluator: undefined };
       }
       text = fs.readFileSync(file, 'utf8');
     }
   } catch (error) {
-    bag.add('cannotReadFile', undefined, [file, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message]);
+    bag.add('cannotReadFile', syntheticSpan(file), [file, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message]);
     return { graph: undefined, diagnostics: bag.items, sources: new Map(), asserts: [], topLevel: [], evaluator: undefined };
   }
   const source = new SourceFile(file, text);
   const sources = new Map([[file, source]]);
+  // The parser, the validator and the renderer recurse over the document: refuse pathological nesting first.
+  const deep = nestingBeyond(text, MAX_JSON_NESTING);
+  if (deep !== undefined) {
+    bag.add('nestingTooDeep', source.span(deep, deep + 1), [MAX_JSON_NESTING]);
+    return { graph: undefined, diagnostics: bag.items, sources, asserts: [], topLevel: [], evaluator: undefined };
+  }
   let document: unknown;
   try {
     document = JSON.parse(text);
   } catch (error) {
-    const message = (error as Error).message;
-    const position = /position (\d+)/.exec(message);
-    const offset = position ? Number(position[1]) : 0;
-    bag.add('invalidJson', source.span(offset, offset + 1), [message.replace(/^JSON\.parse: /, '')]);
+    // JSON.parse's messages differ between Node versions and often lack a position: find the error ourselves.
+    const found = findJsonSyntaxError(text) ?? { offset: 0, message: (error as Error).message.split('\n')[0]! };
+    const end = Math.min(text.length, found.offset + 1);
+    bag.add('invalidJson', source.span(found.offset, end), [found.message], found.hint);
     return { graph: undefined, diagnostics: bag.items, sources, asserts: [], topLevel: [], evaluator: undefined };
   }
   const { valid, errors } = validate(document);
@@ -321,17 +632,22 @@ export function loadJsonSpec(file: string, options: ElaborateOptions = {}): Elab
     const seen = new Set<string>();
     for (const error of errors) {
       // anyOf/oneOf produce one error per branch; report the first per location.
-      if (seen.has(error.instancePath)) continue;
-      seen.add(error.instancePath);
-      const offset = locatePointer(text, error.instancePath);
-      const extra = error.params && 'additionalProperty' in error.params ? ` '${String(error.params['additionalProperty'])}'` : '';
-      bag.add('jsonSchema', source.span(offset, offset + 1), [error.instancePath || '(root)', `${error.message ?? 'is invalid'}${extra}`]);
+      const { pointer, reason, hint } = describeSchemaError(error);
+      if (seen.has(pointer)) continue;
+      seen.add(pointer);
+      const offset = locatePointer(text, pointer, error.keyword === 'additionalProperties' ? 'key' : 'value');
+      bag.add('jsonSchema', source.span(offset, offset + scalarLength(text, offset)), [pointer || '(root)', reason], hint);
     }
     return { graph: undefined, diagnostics: bag.items, sources, asserts: [], topLevel: [], evaluator: undefined };
   }
-  const rendered = jsonSpecToText(document as Record<string, Json>);
-  const result = elaborate(`${file}.cnn`, { ...options, text: rendered });
+  // The JSON form means what its `.cnn` rendering means; diagnostics about the rendering are moved back to the
+  // JSON values they came from (assert failures found later by `check` too, through the evaluator's bag).
+  const rendered = renderJsonSpec(document as Record<string, Json>);
+  const renderedName = `${file}.cnn`;
+  const result = elaborate(renderedName, { ...options, text: rendered.toString() });
+  const remap = (d: Diagnostic) => remapDiagnostic(d, rendered, renderedName, source);
+  if (result.evaluator) result.evaluator.bag.transform = remap;
   const allSources = new Map(result.sources);
   allSources.set(file, source);
-  return { ...result, sources: allSources };
+  return { ...result, diagnostics: result.diagnostics.map(remap), sources: allSources };
 }

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DiagnosticBag, type Diagnostic } from '../diagnostics.js';
 import { parse, type ImportDecl, type ParseResult } from '../parser/index.js';
-import { SourceFile, type Span } from '../source.js';
+import { SourceFile, syntheticSpan, type Span } from '../source.js';
 
 /** Specs beyond this size are refused before reading: nothing legitimate comes close. */
 export const MAX_FILE_BYTES = 4 * 1024 * 1024;
@@ -69,14 +69,15 @@ export class SpecLoader {
     try {
       const bytes = this.size(absolute);
       if (bytes > MAX_FILE_BYTES) {
-        this.diagnostics.add('fileTooLarge', from, [bytes, MAX_FILE_BYTES]);
+        // A file that cannot be shown is still named, at its start, so every diagnostic has a location.
+        this.diagnostics.add('fileTooLarge', from ?? syntheticSpan(displayPath), [bytes, MAX_FILE_BYTES]);
         return undefined;
       }
       text = this.read(absolute);
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
       if (from) this.diagnostics.add('importNotFound', from, [displayPath]);
-      else this.diagnostics.add('cannotReadFile', undefined, [displayPath, reason]);
+      else this.diagnostics.add('cannotReadFile', syntheticSpan(displayPath), [displayPath, reason]);
       return undefined;
     }
     return this.finish(displayPath, absolute, text);
@@ -100,11 +101,14 @@ export class SpecLoader {
     const absolute = path.resolve(path.dirname(fromAbsolute), target);
     const relativeToRoot = path.relative(this.root, absolute);
     if (!this.options.allowOutsideRoot && (relativeToRoot.startsWith('..') || path.isAbsolute(relativeToRoot))) {
-      this.diagnostics.add('importEscapesRoot', span, [target, this.root], 'pass --allow-outside-root to permit it');
+      this.diagnostics.add('importEscapesRoot', span, [target, displayDirectory(this.root)], 'pass --allow-outside-root to permit it, or --root to widen the project root');
       return undefined;
     }
     if (this.loading.has(absolute)) {
-      this.diagnostics.add('importCycle', span, [target]);
+      // `loading` holds the files being loaded, outermost first: the cycle is the part from `absolute` on.
+      const chain = [...this.loading];
+      const cycle = [...chain.slice(chain.indexOf(absolute)), absolute].map((file) => path.relative(this.root, file) || path.basename(file));
+      this.diagnostics.add('importCycle', span, [target, cycle.join(' → ')]);
       return undefined;
     }
     const display = path.join(path.dirname(fromDisplay), target);
@@ -115,6 +119,13 @@ export class SpecLoader {
   allDiagnostics(extra: readonly Diagnostic[] = []): Diagnostic[] {
     return [...this.diagnostics.items, ...extra];
   }
+}
+
+/** A directory as users see it: relative to the working directory when inside it. */
+function displayDirectory(directory: string): string {
+  const relative = path.relative(process.cwd(), directory);
+  if (relative === '') return '.';
+  return relative.startsWith('..') || path.isAbsolute(relative) ? directory : relative;
 }
 
 export { SourceFile };

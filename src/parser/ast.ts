@@ -254,7 +254,6 @@ export type BinaryOperator =
   | '-'
   | '*'
   | '/'
-  | '//'
   | '%'
   | '=='
   | '!='

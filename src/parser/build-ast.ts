@@ -4,11 +4,15 @@
  * The parser recovers from errors, so a CST node may lack children it should have. A statement that is missing
  * a required part is dropped here (the syntax error was already reported); the name it would have defined is
  * recorded in `brokenNames`, so elaboration stays silent about uses of it instead of cascading errors.
+ *
+ * The grammar accepts a few things only to report them well (a statement keyword where an expression belongs,
+ * a token between items); those become `problems` and `strayRuns` for `parse` to turn into diagnostics.
  */
 import type { CstElement, CstNode, IToken } from 'chevrotain';
 import type * as A from './ast.js';
 import type { SourceFile, Span } from '../source.js';
 import { joinSpans } from '../source.js';
+import { UnterminatedString } from './tokens.js';
 
 class Incomplete extends Error {}
 
@@ -21,10 +25,32 @@ function isToken(element: CstElement | undefined): element is IToken {
 /** Multipliers of the size suffixes of number literals. */
 const SUFFIX: Record<string, number> = { k: 1e3, M: 1e6, G: 1e9 };
 
+/**
+ * Consecutive tokens that started no statement (or no item at the top level): one diagnostic per run.
+ * `after` is where the run's region began (the end of the previous statement, or the opening brace), so
+ * `parse` can tell the tail of an error already reported in that region from a new error.
+ */
+export interface StrayRun {
+  readonly tokens: IToken[];
+  readonly after: number;
+  /** At the top level, where the item before the run starts. */
+  readonly itemStart: number;
+  readonly topLevel: boolean;
+  /** The statement before the run contains a chain (`->`): an operator after it needs parentheses. */
+  readonly afterChain: boolean;
+}
+
+/** Something the grammar accepted only to report it here. */
+export type BuildProblem =
+  | { readonly kind: 'unexpected'; readonly token: IToken; readonly expected: string }
+  | { readonly kind: 'missing'; readonly offset: number; readonly expected: string }
+  | { readonly kind: 'invalidNumber'; readonly token: IToken }
+  | { readonly kind: 'misplaced'; readonly token: IToken; readonly what: string; readonly where: string; readonly hint: string };
+
 export class AstBuilder {
   readonly brokenNames = new Set<string>();
-  /** Runs of consecutive tokens that started no statement: one diagnostic per run. */
-  readonly strayRuns: IToken[][] = [];
+  readonly strayRuns: StrayRun[] = [];
+  readonly problems: BuildProblem[] = [];
 
   constructor(private readonly source: SourceFile) {}
 
@@ -75,7 +101,9 @@ export class AstBuilder {
   }
 
   private stringLiteral(token: IToken): A.StringLit {
-    return { $type: 'StringLit', span: this.tokenSpan(token), value: unquote(token.image) };
+    // An unterminated string (already reported) reads to the end of its line.
+    const image = token.tokenType === UnterminatedString ? `${token.image}"` : token.image;
+    return { $type: 'StringLit', span: this.tokenSpan(token), value: unquote(image) };
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -83,9 +111,21 @@ export class AstBuilder {
   program(cst: CstNode, comments: A.Comment[]): A.Program {
     const c = cst.children as Children;
     const items: A.TopLevelItem[] = [];
-    const elements: CstNode[] = [...this.nodes(c, 'importDecl'), ...this.nodes(c, 'blockDecl'), ...this.nodes(c, 'modelDecl')];
-    elements.sort((a, b) => (a.location?.startOffset ?? 0) - (b.location?.startOffset ?? 0));
+    const elements: Array<CstNode | IToken> = [...this.nodes(c, 'importDecl'), ...this.nodes(c, 'blockDecl'), ...this.nodes(c, 'modelDecl'), ...this.tokens(c, 'stray')];
+    const startOf = (e: CstNode | IToken) => (isToken(e) ? e.startOffset : (e.location?.startOffset ?? 0));
+    elements.sort((a, b) => startOf(a) - startOf(b));
+    let run: IToken[] | undefined;
+    let after = 0;
+    let itemStart = 0;
     for (const element of elements) {
+      if (isToken(element)) {
+        if (!run) this.strayRuns.push({ tokens: (run = []), after, itemStart, topLevel: true, afterChain: false });
+        run.push(element);
+        continue;
+      }
+      run = undefined;
+      if (element.location && Number.isFinite(element.location.startOffset)) itemStart = element.location.startOffset;
+      if (element.location && Number.isFinite(element.location.endOffset ?? NaN)) after = (element.location.endOffset as number) + 1;
       const item = this.attempt(() => {
         if (element.name === 'importDecl') return this.importDecl(element);
         if (element.name === 'blockDecl') return this.blockDecl(element);
@@ -110,16 +150,21 @@ export class AstBuilder {
       return build();
     } catch (error) {
       if (!(error instanceof Incomplete)) throw error;
-      const c = node.children as Children;
-      const name = this.optionalToken(c, 'name') ?? (node.name === 'modelDecl' ? this.optionalToken(c, 'Identifier') : undefined);
-      if (name) this.brokenNames.add(name.image);
-      if (node.name === 'statement') {
-        for (const inner of Object.values(c)) {
-          const first = inner?.[0];
-          if (first && !isToken(first)) {
-            const innerName = this.optionalToken(first.children as Children, 'name');
-            if (innerName) this.brokenNames.add(innerName.image);
+      const declarations = node.name === 'statement' ? Object.values(node.children as Children).map((inner) => inner?.[0]) : [node];
+      for (const declaration of declarations) {
+        if (!declaration || isToken(declaration)) continue;
+        const c = declaration.children as Children;
+        const named = ['modelDecl', 'letDecl', 'paramDecl'].includes(declaration.name) ? 'Identifier' : 'name';
+        const name = this.optionalToken(c, named);
+        if (name) this.brokenNames.add(name.image);
+        // A block whose header broke may have its body read as the enclosing body: its parameters and inputs
+        // then appear there, and are not unknown names.
+        if (declaration.name === 'blockDecl') {
+          for (const param of this.nodes(c, 'blockParam')) {
+            const paramName = this.optionalToken(param.children as Children, 'Identifier');
+            if (paramName) this.brokenNames.add(paramName.image);
           }
+          for (const input of this.tokens(c, 'inputs')) this.brokenNames.add(input.image);
         }
       }
       return undefined;
@@ -147,15 +192,20 @@ export class AstBuilder {
   private statements(c: Children): A.Statement[] {
     const result: A.Statement[] = [];
     let run: IToken[] | undefined;
+    let after = this.optionalToken(c, 'LBrace')?.endOffset ?? 0;
+    let afterChain = false;
     for (const statement of this.nodes(c, 'statement')) {
       const stray = this.optionalToken(statement.children as Children, 'stray');
       if (stray) {
-        if (!run) this.strayRuns.push((run = []));
+        if (!run) this.strayRuns.push({ tokens: (run = []), after, itemStart: after, topLevel: false, afterChain });
         run.push(stray);
         continue;
       }
       run = undefined;
+      const location = statement.location;
+      if (location && Number.isFinite(location.endOffset ?? NaN)) after = (location.endOffset as number) + 1;
       const built = this.attempt(() => this.statement(statement), statement);
+      afterChain = built !== undefined && containsChain(built);
       if (built) result.push(built);
     }
     return result;
@@ -189,6 +239,11 @@ export class AstBuilder {
         return this.returnStmt(inner);
       case 'assignStmt':
         return this.assignStmt(inner);
+      case 'modelDecl': {
+        const keyword = this.token(inner.children as Children, 'Kw_model');
+        this.problems.push({ kind: 'misplaced', token: keyword, what: 'a model', where: 'inside another model or a block', hint: 'a file declares one model; blocks can be shared through imports' });
+        throw new Incomplete();
+      }
       default:
         throw new Incomplete();
     }
@@ -259,6 +314,11 @@ export class AstBuilder {
   private assignStmt(node: CstNode): A.AssignStmt | A.TakeStmt {
     const c = node.children as Children;
     const name = this.identifier(this.token(c, 'name'));
+    if (!c['Equals']) {
+      const offset = this.optionalToken(c, 'Kw_from')?.startOffset ?? this.optionalChild(c, 'value')?.location?.startOffset;
+      if (offset === undefined || !Number.isFinite(offset)) throw new Incomplete();
+      this.problems.push({ kind: 'missing', offset, expected: "'='" });
+    }
     if (c['Kw_take']) {
       const inputNode = this.optionalChild(c, 'takeInput');
       return {
@@ -289,7 +349,7 @@ export class AstBuilder {
   private target(node: CstNode): A.Target {
     const c = node.children as Children;
     const pattern = this.optionalToken(c, 'StringLiteral');
-    if (pattern) return { $type: 'PatternTarget', span: this.nodeSpan(node), pattern: unquote(pattern.image) };
+    if (pattern) return { $type: 'PatternTarget', span: this.nodeSpan(node), pattern: this.stringLiteral(pattern).value };
     const from = this.path(this.child(c, 'from'));
     const toNode = this.optionalChild(c, 'to');
     if (c['DotDot'] && !toNode) throw new Incomplete();
@@ -375,20 +435,21 @@ export class AstBuilder {
 
   private chainStep(node: CstNode): A.ChainStep {
     const c = node.children as Children;
+    const keyword = this.optionalToken(c, 'keyword');
+    if (keyword) {
+      this.problems.push({ kind: 'unexpected', token: keyword, expected: 'an op or block name' });
+      throw new Incomplete();
+    }
+    let repeat: A.ChainStep['repeat'];
     if (c['Kw_repeat']) {
-      const inner = this.chainStep(this.child(c, 'inner'));
       const index = this.optionalToken(c, 'index');
-      if (c['Kw_as'] && !index) throw new Incomplete();
-      return {
-        ...inner,
-        span: this.nodeSpan(node),
-        repeat: { count: this.binaryLevel(this.child(c, 'count')), index: index ? this.identifier(index) : undefined },
-      };
+      if (c['indexAs'] && !index) throw new Incomplete();
+      repeat = { count: this.binaryLevel(this.child(c, 'count')), index: index ? this.identifier(index) : undefined };
     }
     const callee = this.identifier(this.token(c, 'callee'));
     const argumentNode = this.optionalChild(c, 'argumentList');
     const aliasToken = this.optionalToken(c, 'alias');
-    if (c['Kw_as'] && !aliasToken) throw new Incomplete();
+    if (c['aliasAs'] && !aliasToken) throw new Incomplete();
     const alias = aliasToken
       ? aliasToken.image.startsWith('"')
         ? this.stringLiteral(aliasToken)
@@ -399,7 +460,7 @@ export class AstBuilder {
       span: this.nodeSpan(node),
       callee,
       args: argumentNode ? this.argumentList(argumentNode) : undefined,
-      repeat: undefined,
+      repeat,
       alias,
     };
   }
@@ -461,9 +522,21 @@ export class AstBuilder {
 
   private primary(node: CstNode): A.Expr {
     const c = node.children as Children;
+    const keyword = this.optionalToken(c, 'keyword');
+    if (keyword) {
+      this.problems.push({ kind: 'unexpected', token: keyword, expected: 'an expression' });
+      throw new Incomplete();
+    }
     const span = this.nodeSpan(node);
     const number = this.optionalToken(c, 'NumberLiteral');
-    if (number) return numberLiteral(number.image, span);
+    if (number) {
+      const literal = numberLiteral(number.image, span);
+      if (!Number.isFinite(literal.value)) {
+        this.problems.push({ kind: 'invalidNumber', token: number });
+        throw new Incomplete();
+      }
+      return literal;
+    }
     const string = this.optionalToken(c, 'StringLiteral');
     if (string) return this.stringLiteral(string);
     if (c['Kw_true']) return { $type: 'BoolLit', span, value: true };
@@ -499,6 +572,27 @@ export class AstBuilder {
       };
     });
   }
+}
+
+/** True when a statement's expressions contain a chain; no deep recursion (chains are flat). */
+function containsChain(statement: A.Statement): boolean {
+  const values: Array<A.Expr | undefined> = [];
+  switch (statement.$type) {
+    case 'AssignStmt':
+      values.push(statement.value, statement.when);
+      break;
+    case 'ReturnStmt':
+    case 'LetDecl':
+    case 'ParamDecl':
+      values.push(statement.value);
+      break;
+    case 'AssertStmt':
+      values.push(statement.condition);
+      break;
+    default:
+      break;
+  }
+  return values.some((v) => v?.$type === 'ChainExpr');
 }
 
 export function numberLiteral(text: string, span: Span): A.NumberLit {

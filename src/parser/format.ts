@@ -2,10 +2,12 @@
  * The canonical printer behind `convspec fmt`: AST → text.
  *
  * Layout: two-space indentation, one statement per line, spaces around binary operators and `->`, no space
- * before `(` or `:`; a chain longer than the line width breaks before each `->` with a four-space continuation.
- * Parentheses are printed exactly where precedence needs them. Blank lines between statements are kept (one at
- * most). Comments are kept: a comment on its own line stays before the statement that follows it, a trailing
- * comment stays at the end of its statement's line, and a comment inside a statement moves before it.
+ * before `(` or `:`. A statement's chain keeps the line breaks its author put before `->` (users group
+ * `conv -> bn -> relu` per line) with a four-space continuation, and breaks further, filling each line, only
+ * where a line would pass the width. Parentheses are printed exactly where precedence needs them. Blank lines
+ * between statements are kept (one at most). Comments are kept: a comment on its own line stays before the
+ * statement that follows it, a trailing comment stays at the end of its line (in a chain, the line of its step),
+ * and any other comment inside a statement moves before it.
  *
  * Printing is idempotent: formatting formatted text changes nothing.
  */
@@ -120,13 +122,9 @@ function printExpr(expr: A.Expr, indent: string): string {
       return `${expr.callee.name}(${printArguments(expr.args, indent)})`;
     case 'IndexExpr':
       return `${formatExpression(expr.target, Precedence.Postfix, indent)}[${formatExpression(expr.index, Precedence.Chain, indent)}]`;
-    case 'ChainExpr': {
-      const head = formatExpression(expr.head, Precedence.Conditional, indent);
-      const steps = expr.steps.map((s) => printStep(s, indent));
-      const oneLine = [head, ...steps].join(' -> ');
-      if (indent.length + oneLine.length <= WIDTH && !oneLine.includes('\n')) return oneLine;
-      return [head, ...steps.map((s) => `\n${indent}    -> ${s}`)].join('');
-    }
+    case 'ChainExpr':
+      // A chain inside an expression stays on one line; statement-level chains are laid out by printChain.
+      return [formatExpression(expr.head, Precedence.Conditional, indent), ...expr.steps.map((s) => printStep(s, indent))].join(' -> ');
     case 'ErrorExpr':
       return '<error>';
   }
@@ -237,13 +235,20 @@ function printBody(statements: ReadonlyArray<A.Statement | A.TopLevelItem>, inde
     const first = leading[0];
     const startOfGroup = first ? first.span.start : statement.span.start;
     if (index > 0 && blankLineBefore(comments.text, startOfGroup)) out += '\n';
-    for (const comment of leading) {
+    // Blank lines inside the group (a file header above the first item's own comment) stay too.
+    leading.forEach((comment, i) => {
+      if (i > 0 && blankLineBefore(comments.text, comment.span.start)) out += '\n';
       out += `${indent}${comment.text.trimEnd()}\n`;
-    }
-    let text = printStatement(statement, indent, comments);
-    // Comments inside a simple statement move in front of it.
+    });
+    if (leading.length > 0 && blankLineBefore(comments.text, statement.span.start)) out += '\n';
+    const chained = chainParts(statement, indent);
+    // Comments inside a simple statement move in front of it; a chain keeps those it can place on its lines.
     const inner = statement.$type === 'ModelDecl' || statement.$type === 'BlockDecl' ? [] : comments.takeBefore(statement.span.end);
-    for (const comment of inner) out += `${indent}${comment.text.trimEnd()}\n`;
+    let text: string;
+    let unplaced = inner;
+    if (chained) ({ text, unplaced } = printChain(chained, indent, inner, comments.text));
+    else text = printStatement(statement, indent, comments);
+    for (const comment of unplaced) out += `${indent}${comment.text.trimEnd()}\n`;
     const trailing = comments.takeTrailing(statement.span.endLine);
     if (trailing) text += ` ${trailing.text.trimEnd()}`;
     out += `${indent}${text}\n`;
@@ -252,6 +257,96 @@ function printBody(statements: ReadonlyArray<A.Statement | A.TopLevelItem>, inde
   if (closing.length > 0 && statements.length > 0 && blankLineBefore(comments.text, closing[0]!.span.start)) out += '\n';
   for (const comment of closing) out += `${indent}${comment.text.trimEnd()}\n`;
   return out;
+}
+
+interface ChainParts {
+  /** `name = `, `return ` or `let name = `. */
+  readonly prefix: string;
+  readonly chain: A.ChainExpr;
+  /** The `when` condition of an assignment, printed. */
+  readonly when: string | undefined;
+  readonly line: number;
+}
+
+function chainParts(statement: A.Statement | A.TopLevelItem, indent: string): ChainParts | undefined {
+  switch (statement.$type) {
+    case 'AssignStmt':
+      if (statement.value.$type !== 'ChainExpr') return undefined;
+      return {
+        prefix: `${statement.name.name} = `,
+        chain: statement.value,
+        when: statement.when ? formatExpression(statement.when, Precedence.Chain, indent) : undefined,
+        line: statement.span.line,
+      };
+    case 'ReturnStmt':
+      return statement.value.$type === 'ChainExpr' ? { prefix: 'return ', chain: statement.value, when: undefined, line: statement.span.line } : undefined;
+    case 'LetDecl':
+      return statement.value.$type === 'ChainExpr' ? { prefix: `let ${statement.name.name} = `, chain: statement.value, when: undefined, line: statement.span.line } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A statement-level chain: one output group per source line of the chain (a group starts at a step the author
+ * put on a new line), each group filled onto lines of at most WIDTH columns. Comments inside the statement that
+ * trail a line of the chain end the last line of its group; comments on their own line between groups stay
+ * between them; others are returned as unplaced (the caller prints them before the statement).
+ */
+function printChain(parts: ChainParts, indent: string, inner: readonly A.Comment[], source: string): { text: string; unplaced: A.Comment[] } {
+  const { chain } = parts;
+  const continuation = `${indent}    `;
+  const steps = chain.steps.map((s) => printStep(s, continuation));
+  // Group steps by the author's line breaks before them.
+  const groups: Array<{ line: number; steps: string[] }> = [{ line: parts.line, steps: [] }];
+  chain.steps.forEach((step, i) => {
+    const previousEnd = i === 0 ? chain.head.span.end : chain.steps[i - 1]!.span.end;
+    if (source.slice(previousEnd, step.span.start).includes('\n')) groups.push({ line: step.span.line, steps: [] });
+    groups[groups.length - 1]!.steps.push(steps[i]!);
+  });
+  // Fill each group onto lines; remember the last line of each group for trailing comments.
+  const lines: string[] = [];
+  const lastLineOfGroup: number[] = [];
+  const beforeGroup: string[][] = groups.map(() => []);
+  groups.forEach((group, g) => {
+    let current = g === 0 ? `${parts.prefix}${formatExpression(chain.head, Precedence.Conditional, continuation)}` : undefined;
+    const width = () => (lines.length === 0 ? indent.length : continuation.length);
+    for (const step of group.steps) {
+      if (current === undefined) current = `-> ${step}`;
+      else if (width() + current.length + 4 + step.length <= WIDTH) current += ` -> ${step}`;
+      else {
+        lines.push(current);
+        current = `-> ${step}`;
+      }
+    }
+    lines.push(current!);
+    lastLineOfGroup.push(lines.length - 1);
+  });
+  if (parts.when !== undefined) {
+    const joined = `${lines[0]} when ${parts.when}`;
+    if (lines.length === 1 && indent.length + joined.length <= WIDTH) lines[0] = joined;
+    else lines.push(`when ${parts.when}`);
+  }
+  // Comments: by the source line they are on, to the group that line belongs to.
+  const trailing: string[][] = lines.map(() => []);
+  const unplaced: A.Comment[] = [];
+  for (const comment of inner) {
+    let g = 0;
+    while (g + 1 < groups.length && groups[g + 1]!.line <= comment.span.line) g++;
+    if (comment.trailing && comment.span.line >= groups[g]!.line) trailing[lastLineOfGroup[g]!]!.push(comment.text.trimEnd());
+    else if (!comment.trailing && g + 1 < groups.length) beforeGroup[g + 1]!.push(comment.text.trimEnd());
+    else unplaced.push(comment);
+  }
+  let text = '';
+  lines.forEach((line, i) => {
+    const group = lastLineOfGroup.indexOf(i - 1) + 1;
+    if (i > 0) {
+      if (group > 0 && lastLineOfGroup[group - 1] === i - 1) for (const comment of beforeGroup[group] ?? []) text += `\n${continuation}${comment}`;
+      text += `\n${continuation}`;
+    }
+    text += [line, ...trailing[i]!].join(' ');
+  });
+  return { text, unplaced };
 }
 
 /** Formats a whole program. `text` is the source it was parsed from (for blank lines). */

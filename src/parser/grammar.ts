@@ -6,7 +6,7 @@
  * Error recovery is on: single-token insertion/deletion and re-synchronisation at statement boundaries, so one
  * run reports every independent syntax error.
  */
-import { CstParser, type CstNode, type TokenType, EOF } from 'chevrotain';
+import { CstParser, type CstNode, type IToken, type TokenType, EOF } from 'chevrotain';
 import {
   AnyToken,
   allTokens,
@@ -37,25 +37,43 @@ import {
   RBracket,
   RParen,
   Slash,
-  SlashSlash,
   Star,
+  StatementKeyword,
   StringLiteral,
 } from './tokens.js';
 
 export class ConvspecCstParser extends CstParser {
   constructor() {
-    super([...allTokens, AnyToken], { recoveryEnabled: true, maxLookahead: 3, nodeLocationTracking: 'full' });
+    super([...allTokens, AnyToken, StatementKeyword], { recoveryEnabled: true, maxLookahead: 3, nodeLocationTracking: 'full' });
     this.performSelfAnalysis();
   }
 
+  /** The next token, for locating a failure that escaped the parser (a stack overflow). */
+  nextToken(): IToken {
+    return this.LA(1);
+  }
+
+  /** True when the next token is on the line where the previous one ends. */
+  private nextOnSameLine(): boolean {
+    const previous = this.LA(0);
+    const next = this.LA(1);
+    return previous.endLine !== undefined && next.startLine !== undefined && previous.endLine === next.startLine;
+  }
+
   // program = { import | block | model }
+  // As in bodies, the loop is gated on "not at the end" and a stray token is swallowed on its own, so one
+  // unreadable token between items is one error instead of the end of parsing.
   program = this.RULE('program', () => {
-    this.MANY(() => {
-      this.OR([
-        { ALT: () => this.SUBRULE(this.importDecl) },
-        { ALT: () => this.SUBRULE(this.blockDecl) },
-        { ALT: () => this.SUBRULE(this.modelDecl) },
-      ]);
+    this.MANY({
+      GATE: () => this.LA(1).tokenType !== EOF,
+      DEF: () => {
+        this.OR([
+          { ALT: () => this.SUBRULE(this.importDecl) },
+          { ALT: () => this.SUBRULE(this.blockDecl) },
+          { ALT: () => this.SUBRULE(this.modelDecl) },
+          { ALT: () => this.CONSUME(AnyToken, { LABEL: 'stray' }), IGNORE_AMBIGUITIES: true },
+        ]);
+      },
     });
   });
 
@@ -108,7 +126,14 @@ export class ConvspecCstParser extends CstParser {
       { ALT: () => this.SUBRULE(this.assertStmt) },
       { ALT: () => this.SUBRULE(this.trainStmt) },
       { ALT: () => this.SUBRULE(this.returnStmt) },
-      { GATE: () => this.LA(2).tokenType === Equals, ALT: () => this.SUBRULE(this.assignStmt) },
+      // Only to report it (the AST builder does): a nested model, read whole so its '}' does not end this body.
+      { ALT: () => this.SUBRULE(this.modelDecl) },
+      // `name = …`, and `name value` on one line (a forgotten '='): the assignment is read without its '=' and
+      // the AST builder reports it, so the name stays defined.
+      {
+        GATE: () => this.LA(2).tokenType === Equals || (this.LA(2).tokenType === Identifier && this.LA(1).endLine === this.LA(2).startLine),
+        ALT: () => this.SUBRULE(this.assignStmt),
+      },
       { ALT: () => this.CONSUME(AnyToken, { LABEL: 'stray' }), IGNORE_AMBIGUITIES: true },
     ]);
   });
@@ -176,7 +201,8 @@ export class ConvspecCstParser extends CstParser {
   // assign = IDENT "=" ( expression ["when" expression] | "from" STRING "take" target {"," target} ["(" expression ")"] )
   assignStmt = this.RULE('assignStmt', () => {
     this.CONSUME(Identifier, { LABEL: 'name' });
-    this.CONSUME(Equals);
+    // Optional only so that `x image -> …` (a forgotten '=') parses; the AST builder reports the missing '='.
+    this.OPTION3(() => this.CONSUME(Equals));
     this.OR([
       {
         ALT: () => {
@@ -285,34 +311,30 @@ export class ConvspecCstParser extends CstParser {
     });
   });
 
-  // step = "repeat" expr ["as" IDENT] step | IDENT [argumentList] ["as" (IDENT | STRING)]
+  // step = ["repeat" expr ["as" IDENT]] IDENT [argumentList] ["as" (IDENT | STRING)]
+  // One repeat per step: a repeated sequence or a nested repeat is written as a block.
   chainStep = this.RULE('chainStep', () => {
+    this.OPTION(() => {
+      this.CONSUME(K.repeat);
+      this.SUBRULE(this.additive, { LABEL: 'count' });
+      this.OPTION4(() => {
+        this.CONSUME(K.as, { LABEL: 'indexAs' });
+        this.CONSUME(Identifier, { LABEL: 'index' });
+      });
+    });
     this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(K.repeat);
-          this.SUBRULE(this.additive, { LABEL: 'count' });
-          this.OPTION(() => {
-            this.CONSUME(K.as);
-            this.CONSUME(Identifier, { LABEL: 'index' });
-          });
-          this.SUBRULE(this.chainStep, { LABEL: 'inner' });
-        },
-      },
-      {
-        ALT: () => {
-          this.CONSUME2(Identifier, { LABEL: 'callee' });
-          this.OPTION2(() => this.SUBRULE(this.argumentList));
-          this.OPTION3(() => {
-            this.CONSUME2(K.as);
-            this.OR2([
-              { ALT: () => this.CONSUME3(Identifier, { LABEL: 'alias' }) },
-              { ALT: () => this.CONSUME(StringLiteral, { LABEL: 'alias' }) },
-            ]);
-          });
-        },
-      },
+      // `-> name =` is the next statement after a dangling '->', not a step.
+      { GATE: () => this.LA(2).tokenType !== Equals, ALT: () => this.CONSUME2(Identifier, { LABEL: 'callee' }) },
+      { GATE: () => this.nextOnSameLine(), ALT: () => this.CONSUME(StatementKeyword, { LABEL: 'keyword' }) },
     ]);
+    this.OPTION2(() => this.SUBRULE(this.argumentList));
+    this.OPTION3(() => {
+      this.CONSUME2(K.as, { LABEL: 'aliasAs' });
+      this.OR2([
+        { ALT: () => this.CONSUME3(Identifier, { LABEL: 'alias' }) },
+        { ALT: () => this.CONSUME(StringLiteral, { LABEL: 'alias' }) },
+      ]);
+    });
   });
 
   conditional = this.RULE('conditional', () => {
@@ -385,7 +407,6 @@ export class ConvspecCstParser extends CstParser {
     this.MANY(() => {
       this.OR([
         { ALT: () => this.CONSUME(Star, { LABEL: 'operator' }) },
-        { ALT: () => this.CONSUME(SlashSlash, { LABEL: 'operator' }) },
         { ALT: () => this.CONSUME(Slash, { LABEL: 'operator' }) },
         { ALT: () => this.CONSUME(Percent, { LABEL: 'operator' }) },
       ]);
@@ -434,6 +455,8 @@ export class ConvspecCstParser extends CstParser {
           this.CONSUME(RParen);
         },
       },
+      // A statement keyword on the same line (`x = input`) is read here and reported by the AST builder.
+      { GATE: () => this.nextOnSameLine(), ALT: () => this.CONSUME(StatementKeyword, { LABEL: 'keyword' }) },
     ]);
   });
 

@@ -41,13 +41,28 @@ export const Keywords = {
 
 export const KEYWORDS: ReadonlySet<string> = new Set(Object.keys(Keywords));
 
+/**
+ * Keywords that start statements or items. The parser accepts one where an expression or an op name belongs
+ * (on the same line) only to report it there, instead of restarting a statement at it and cascading.
+ */
+export const StatementKeyword = createToken({ name: 'StatementKeyword', pattern: Lexer.NA });
+for (const word of ['model', 'block', 'input', 'param', 'let', 'output', 'return', 'assert', 'freeze', 'regularize', 'train', 'import'] as const) {
+  const token = Keywords[word] as { CATEGORIES?: TokenType[] };
+  token.CATEGORIES = [...(token.CATEGORIES ?? []), StatementKeyword];
+}
+
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n]+/, group: Lexer.SKIPPED, line_breaks: true });
+/** `//` always starts a comment, so floor division is written `floor(a / b)`. */
 export const LineComment = createToken({ name: 'LineComment', pattern: /\/\/[^\n]*/, group: 'comments' });
 export const BlockComment = createToken({ name: 'BlockComment', pattern: /\/\*[\s\S]*?\*\//, group: 'comments', line_breaks: true });
 export const UnterminatedComment = createToken({ name: 'UnterminatedComment', pattern: /\/\*[\s\S]*/, group: 'errors', line_breaks: true });
 
 export const StringLiteral = createToken({ name: 'StringLiteral', pattern: /"(?:[^"\\\n]|\\[^\n])*"/, label: 'string' });
-export const UnterminatedString = createToken({ name: 'UnterminatedString', pattern: /"(?:[^"\\\n]|\\[^\n])*/, group: 'errors' });
+/**
+ * A string that runs to the end of its line. It is reported by `parse` and otherwise read as a string (it belongs
+ * to the StringLiteral category), so the statement around it parses normally instead of failing a second time.
+ */
+export const UnterminatedString = createToken({ name: 'UnterminatedString', pattern: /"(?:[^"\\\n]|\\[^\n])*/, categories: [StringLiteral], label: 'string' });
 /** Numbers: `3`, `0.5`, `1e-4`, and size suffixes `10k`, `12M`, `4G` (×10³, ×10⁶, ×10⁹) for assertions. */
 export const NumberLiteral = createToken({
   name: 'NumberLiteral',
@@ -70,7 +85,6 @@ export const Equals = createToken({ name: 'Equals', pattern: /=/, label: "'='" }
 export const Plus = createToken({ name: 'Plus', pattern: /\+/, label: "'+'" });
 export const Minus = createToken({ name: 'Minus', pattern: /-/, label: "'-'" });
 export const Star = createToken({ name: 'Star', pattern: /\*/, label: "'*'" });
-export const SlashSlash = createToken({ name: 'SlashSlash', pattern: /\/\//, label: "'//'" });
 export const Slash = createToken({ name: 'Slash', pattern: /\//, label: "'/'" });
 export const Percent = createToken({ name: 'Percent', pattern: /%/, label: "'%'" });
 export const Colon = createToken({ name: 'Colon', pattern: /:/, label: "':'" });
@@ -106,7 +120,6 @@ export const allTokens: TokenType[] = [
   Plus,
   Minus,
   Star,
-  SlashSlash,
   Slash,
   Percent,
   Colon,
@@ -127,7 +140,8 @@ export const allTokens: TokenType[] = [
  */
 export const AnyToken = createToken({ name: 'AnyToken', pattern: Lexer.NA });
 for (const token of allTokens) {
-  if (token.GROUP !== Lexer.SKIPPED) (token as { CATEGORIES?: TokenType[] }).CATEGORIES = [AnyToken];
+  const typed = token as { CATEGORIES?: TokenType[] };
+  if (token.GROUP !== Lexer.SKIPPED) typed.CATEGORIES = [...(typed.CATEGORIES ?? []), AnyToken];
 }
 
 export const convspecLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });
