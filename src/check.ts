@@ -19,6 +19,8 @@ export interface CheckResult {
   readonly sources: ReadonlyMap<string, SourceFile>;
   readonly receptiveFields: ReceptiveFieldResult | undefined;
   readonly cost: CostResult | undefined;
+  /** A block library (blocks, no model): checked for syntax only. */
+  readonly library: boolean;
 }
 
 /** Selects the nodes of a layer name, scope prefix, op kind or glob pattern. */
@@ -64,12 +66,13 @@ export function checkSpec(file: string, options: ElaborateOptions = {}): CheckRe
   }
   const sorted = sortDiagnostics(dedupeDiagnostics(diagnostics));
   return {
-    ok: graph !== undefined && !sorted.some((d) => d.severity === 'error'),
+    ok: (graph !== undefined || elaborated.library === true) && !sorted.some((d) => d.severity === 'error'),
     graph,
     diagnostics: sorted,
     sources: elaborated.sources,
     receptiveFields,
     cost,
+    library: elaborated.library === true,
   };
 }
 

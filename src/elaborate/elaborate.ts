@@ -83,6 +83,8 @@ export interface ElaborateResult {
   readonly topLevel: readonly string[];
   /** Elaborator handle for evaluating the pending asserts. */
   readonly evaluator: Evaluator | undefined;
+  /** The file declares blocks and no model (a block library). */
+  readonly library?: boolean;
 }
 
 /** Thrown to abandon elaboration after a limit diagnostic; never escapes `elaborate`. */
@@ -1713,6 +1715,8 @@ export function elaborate(file: string, options: ElaborateOptions = {}): Elabora
   const program = loaded.parsed.program;
   const model = program.models[0];
   if (!model) {
+    // A file of blocks only is a library: it has nothing to elaborate until a model imports it.
+    if (program.blocks.length > 0) return { ...empty(), library: true };
     if (loaded.parsed.diagnostics.length === 0) return empty([{ code: 'CNN2004', severity: 'error', message: 'the file declares no model', span: program.span }]);
     return empty();
   }

@@ -20,7 +20,7 @@ export function runCheck(files: readonly string[], options: CheckCommandOptions,
     all.push(...result.diagnostics);
     if (!result.ok) failed = true;
     if (options.format !== 'json') printDiagnostics(output, result.diagnostics, result.sources, options.format);
-    if (options.format === 'text') output.err(result.ok ? `✓ ${file}${result.diagnostics.length ? ` (${countSummary(result.diagnostics)})` : ''}` : `✗ ${file}: ${countSummary(result.diagnostics)}`);
+    if (options.format === 'text') output.err(result.ok ? `✓ ${file}${result.library ? " (block library)" : ""}${result.diagnostics.length ? ` (${countSummary(result.diagnostics)})` : ''}` : `✗ ${file}: ${countSummary(result.diagnostics)}`);
   }
   if (options.format === 'json') output.out(JSON.stringify({ ok: !failed, diagnostics: diagnosticsJson(all) }, null, 2));
   return failed ? EXIT.inputErrors : EXIT.ok;
