@@ -14,7 +14,7 @@
  */
 import * as path from 'node:path';
 import { closestName, didYouMean, type Diagnostic, DiagnosticBag } from '../diagnostics.js';
-import { add, ceilDiv, dimToString, isSymbolic, mul, scale, shapeToString, sub, symbol, type Dim } from '../ir/dims.js';
+import { add, ceilDiv, dimToString, floorDiv, isSymbolic, mul, scale, shapeToString, sub, symbol, type Dim } from '../ir/dims.js';
 import type { Graph, GraphInput, GraphOutput, Node, OpAttributes, Regularizer, SettingValue, Shape } from '../ir/graph.js';
 import { inferShape, type ShapeProblem } from '../ir/shapes.js';
 import { effectiveKernel } from '../ir/graph.js';
@@ -35,7 +35,7 @@ export const LIMITS = {
 export const ANALYSIS_FUNCTIONS = ['rf', 'rf_stride', 'rf_padding', 'covers', 'params', 'trainable_params', 'macs', 'flops'] as const;
 export type AnalysisFunction = (typeof ANALYSIS_FUNCTIONS)[number];
 
-const VALUE_FUNCTIONS = ['int', 'float', 'round', 'floor', 'ceil', 'min', 'max', 'abs', 'make_divisible', 'len', 'channels', 'shape', 'rank', 'dim', 'sum'] as const;
+const VALUE_FUNCTIONS = ['int', 'float', 'round', 'floor', 'ceil', 'min', 'max', 'abs', 'make_divisible', 'len', 'channels', 'shape', 'rank', 'dim', 'sum', 'floordiv', 'ceildiv'] as const;
 
 const TRAIN_SETTINGS = [
   'data',
@@ -592,6 +592,10 @@ export class Evaluator {
 
   private settingValue(expr: A.Expr, context: CallContext): SettingValue | undefined {
     if (expr.$type === 'Identifier' && context.env.lookup(expr.name) === undefined) return expr.name;
+    if (expr.$type === 'ListExpr') {
+      const items = expr.items.map((item) => this.settingValue(item, context));
+      return items.every((i) => i !== undefined) ? (items as SettingValue[]) : undefined;
+    }
     if (expr.$type === 'CallExpr' && !OPS.has(expr.callee.name) && !context.env.lookupBlock(expr.callee.name) && !(VALUE_FUNCTIONS as readonly string[]).includes(expr.callee.name)) {
       const args: Record<string, SettingValue> = {};
       expr.args.forEach((argument, index) => {
@@ -985,7 +989,8 @@ export class Evaluator {
       const targetName = argument.name?.name ?? (op ? op.args[positionIndex]?.name : block?.decl.params[positionIndex]?.name.name);
       let value: Value;
       // Bare words such as `same` or `nearest` are strings where the signature expects a choice.
-      if (argument.value.$type === 'Identifier' && targetName !== undefined && enumParams.has(targetName) && context.env.lookup(argument.value.name) === undefined) {
+      // A bare word names a choice unless it is bound to a string (a block parameter such as `mode: string`).
+      if (argument.value.$type === 'Identifier' && targetName !== undefined && enumParams.has(targetName) && context.env.lookup(argument.value.name)?.kind !== 'string') {
         value = str(argument.value.name);
       } else {
         value = this.evaluate(argument.value, context);
@@ -1417,6 +1422,21 @@ export class Evaluator {
         }
         const items = v.items as unknown as Array<{ value: number; integer: boolean }>;
         return num(items.reduce((a, b) => a + b.value, 0), items.every((i) => i.integer));
+      }
+      case 'floordiv':
+      case 'ceildiv': {
+        // Integer division that also works on symbolic sizes: floordiv(H - 1, 2) + 1.
+        if (!arity(2)) return ERROR;
+        const numerator = values[0]!;
+        const divisor = values[1]!;
+        if (divisor.kind !== 'number' || !divisor.integer || divisor.value <= 0) {
+          this.bag.add('wrongArgumentType', args[1]!.span, ['divisor', name, 'a positive int', describeValue(divisor)]);
+          return ERROR;
+        }
+        if (numerator.kind === 'dim') return dimValue(name === 'floordiv' ? floorDiv(numerator.dim, divisor.value) : ceilDiv(numerator.dim, divisor.value));
+        if (numerator.kind === 'number' && numerator.integer) return num(name === 'floordiv' ? Math.floor(numerator.value / divisor.value) : Math.ceil(numerator.value / divisor.value), true);
+        this.bag.add('wrongArgumentType', args[0]!.span, ['numerator', name, 'an int or a symbolic size', describeValue(numerator)]);
+        return ERROR;
       }
       case 'make_divisible': {
         // MobileNet's rounding: the nearest multiple of `divisor`, at least `minimum`, never more than 10% below v.

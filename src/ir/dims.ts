@@ -195,3 +195,17 @@ export function knownProduct(dims: readonly Dim[]): number | undefined {
   }
   return product;
 }
+
+/** The dimension in the language's expression syntax (`floordiv(H + 1, 2)`), for printed specs. */
+export function dimToExpression(d: Dim): string {
+  if (typeof d === 'number') return String(d);
+  let text = '';
+  d.terms.forEach((term, index) => {
+    const magnitude = Math.abs(term.coefficient);
+    const factors = term.atoms.map((atom) => (atom.kind === 'symbol' ? atom.name : `floordiv(${dimToExpression(atom.numerator)}, ${atom.divisor})`));
+    const body = factors.length === 0 ? String(magnitude) : magnitude === 1 ? factors.join(' * ') : `${magnitude} * ${factors.join(' * ')}`;
+    if (index === 0) text = term.coefficient < 0 ? `-${body}` : body;
+    else text += term.coefficient < 0 ? ` - ${body}` : ` + ${body}`;
+  });
+  return text;
+}

@@ -6,7 +6,7 @@
  * Frozen layers, regularisers and training settings are printed as `freeze`, `regularize` and `train` statements.
  * This is the text of `--print-after`, of golden pass tests, and of specs written by `import` and `prune`.
  */
-import { dimToString, type Dim } from './dims.js';
+import { dimToExpression, type Dim } from './dims.js';
 import type { Graph, Node, PadMode, Padding, Regularizer, SettingValue } from './graph.js';
 
 function list(values: readonly (number | string)[]): string {
@@ -32,7 +32,7 @@ function pads(padding: Padding | 'same-dynamic', mode: PadMode = 'explicit'): st
 }
 
 function dimText(d: Dim): string {
-  return typeof d === 'number' ? String(d) : dimToString(d);
+  return dimToExpression(d);
 }
 
 /** The op call that elaborates to exactly this node's attributes. */
