@@ -111,7 +111,11 @@ export class TfjsEngine {
       const tensor = weights.get(spec.name)!;
       const trainable = spec.learnable && !node.frozen;
       const converted = permuteData(tensor.data, spec.shape, weightToTfjsPermutation(spec.shape.length));
-      const variable = tf.variable(tf.tensor(converted.data, converted.shape, 'float32'), trainable, `engine${this.id}/${spec.name}`);
+      // tf.variable shares the initial tensor's data and takes its own reference: the initial tensor must be
+      // disposed, or every engine would keep its weights alive after `dispose`.
+      const initial = tf.tensor(converted.data, converted.shape, 'float32');
+      const variable = tf.variable(initial, trainable, `engine${this.id}/${spec.name}`);
+      initial.dispose();
       const parameter: EngineParameter = { spec, node, variable, trainable };
       parameters.set(spec.name, parameter);
       let roles = this.paramsByNode.get(node.name);

@@ -71,7 +71,13 @@ export class Optimizer {
     this.settings = resolvedOptimizerSettings(options);
     this.slots = slotsOf(options);
     for (const slot of this.slots) {
-      this.state.set(slot, new Map(parameters.map((p) => [p.spec.name, tf.variable(tf.zerosLike(p.variable), false)])));
+      const variables = parameters.map((p) => {
+        const zeros = tf.zerosLike(p.variable);
+        const variable = tf.variable(zeros, false);
+        zeros.dispose(); // the variable holds its own reference to the data
+        return [p.spec.name, variable] as const;
+      });
+      this.state.set(slot, new Map(variables));
     }
   }
 
