@@ -535,6 +535,7 @@ export class Evaluator {
       if (needed.has(node.name)) for (const input of node.inputs) if (byName.has(input)) needed.add(input);
     }
     let last: Value = ERROR;
+    const taken: string[] = [];
     for (const node of graph.nodes) {
       if (!needed.has(node.name)) continue;
       const inputs = node.inputs.map((i) => rename.get(i) ?? i);
@@ -551,10 +552,18 @@ export class Evaluator {
         return;
       }
       this.pushNode({ ...node, inputs, shape: result.shape, frozen: false, regularizers: [] });
+      taken.push(node.name);
       last = { kind: 'tensor', name: node.name, shape: result.shape };
     }
+    this.takenLayers.set(statement.name.name, taken);
     this.define(context.env, statement.name, last);
   }
+
+  /**
+   * Layers each `x = from "…" take …` brought in, by x. They keep their names (`stem.conv1`), so `freeze x` and
+   * ranges over x select them through this map.
+   */
+  private readonly takenLayers = new Map<string, string[]>();
 
   private shapeOf(tensor: string): Shape | undefined {
     return this.tensorShapes.get(tensor);
@@ -618,6 +627,10 @@ export class Evaluator {
       let matchedAny = false;
       switch (target.$type) {
         case 'NameTarget': {
+          for (const name of this.takenLayers.get(target.path) ?? []) {
+            selected.add(name);
+            matchedAny = true;
+          }
           for (const node of nodes) {
             if (node.name === target.path || node.name.startsWith(`${target.path}.`)) {
               selected.add(node.name);
@@ -636,15 +649,23 @@ export class Evaluator {
           break;
         }
         case 'RangeTarget': {
-          const from = this.topLevel.indexOf(target.from);
-          const to = this.topLevel.indexOf(target.to);
+          // Top-level values in order; for layers a take brought in (named after the other model's values,
+          // `stem.conv1`), the scopes of the layers in graph order, so `freeze stem..stage2` works there too.
+          let order: readonly string[] = this.topLevel;
+          if (!order.includes(target.from) || !order.includes(target.to)) {
+            const scopes = [...new Set(nodes.map((n) => n.name.split('.')[0]!))];
+            if (scopes.includes(target.from) && scopes.includes(target.to) && [...this.takenLayers.values()].some((layers) => layers.some((l) => l.split('.')[0] === target.from))) order = scopes;
+          }
+          const from = order.indexOf(target.from);
+          const to = order.indexOf(target.to);
           if (from < 0 || to < 0 || to < from) {
             const unknown = from < 0 ? target.from : target.to;
             this.bag.add('invalidRange', target.span, [target.from, target.to], from < 0 || to < 0 ? didYouMean(unknown, this.topLevel) : `'${target.to}' comes before '${target.from}'`);
             break;
           }
-          const names = this.topLevel.slice(from, to + 1);
+          const names = order.slice(from, to + 1);
           for (const node of nodes) if (names.some((n) => node.name === n || node.name.startsWith(`${n}.`))) selected.add(node.name);
+          for (const name of names) for (const layer of this.takenLayers.get(name) ?? []) selected.add(layer);
           matchedAny = true;
           break;
         }
@@ -989,8 +1010,10 @@ export class Evaluator {
       const targetName = argument.name?.name ?? (op ? op.args[positionIndex]?.name : block?.decl.params[positionIndex]?.name.name);
       let value: Value;
       // Bare words such as `same` or `nearest` are strings where the signature expects a choice.
-      // A bare word names a choice unless it is bound to a string (a block parameter such as `mode: string`).
-      if (argument.value.$type === 'Identifier' && targetName !== undefined && enumParams.has(targetName) && context.env.lookup(argument.value.name)?.kind !== 'string') {
+      // A bare word names a choice unless it is bound to a value the argument can take (`pad: p` with an int
+      // parameter p, `mode: m` with a string parameter m); a tensor of the same name does not shadow the word.
+      const bound = argument.value.$type === 'Identifier' ? context.env.lookup(argument.value.name) : undefined;
+      if (argument.value.$type === 'Identifier' && targetName !== undefined && enumParams.has(targetName) && (bound === undefined || bound.kind === 'tensor')) {
         value = str(argument.value.name);
       } else {
         value = this.evaluate(argument.value, context);
@@ -1610,8 +1633,12 @@ function describeEmptyOutput(axis: number, size: string, input: Shape | undefine
 
 /** Training settings with a numeric meaning: what they must be, or undefined when `value` is fine. */
 function checkSetting(key: string, value: SettingValue): string | undefined {
-  const positiveInt = ['epochs', 'batch', 'classes'];
+  const positiveInt = ['epochs', 'batch'];
   if (positiveInt.includes(key) && !(typeof value === 'number' && Number.isInteger(value) && value >= 1)) return 'a positive int';
+  // classes: the class indices to train on (`[0, 1, 2, 3, 4]`, relabelled 0…k−1 when the data is loaded), or a count
+  const classIndex = (v: SettingValue) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  if (key === 'classes' && !(Array.isArray(value) ? value.length > 0 && value.every(classIndex) && new Set(value).size === value.length : classIndex(value) && (value as number) >= 1))
+    return 'a list of distinct class indices (e.g. [0, 1, 2, 3, 4]) or a positive int';
   if (key === 'seed' && !(typeof value === 'number' && Number.isInteger(value) && value >= 0)) return 'a non-negative int';
   if ((key === 'lr' || key === 'label_smoothing' || key === 'validation') && typeof value === 'number' && !(value >= 0 && (key === 'lr' ? value > 0 : value < 1)))
     return key === 'lr' ? 'a positive number or a schedule' : 'a number in [0, 1)';

@@ -382,6 +382,13 @@ function poolSpec(op: 'maxpool' | 'avgpool'): OpSpec {
       const window = windowArgs(values, input);
       if (isProblem(window)) return { ok: false, ...window };
       if (window.padMode === 'causal') return { ok: false, argument: 'pad', message: 'cannot be causal: causal padding is for 1D convolutions, not pooling' };
+      // In ceil mode the last window is dropped when it would start in the end padding; whether that happens
+      // depends on the size modulo the stride, which a symbolic size does not tell (it cannot when end + stride ≤ kernel).
+      if (boolArg(values, 'ceil') && window.padding !== 'same-dynamic') {
+        const padding = window.padding;
+        const unsure = window.kernel.some((k, i) => typeof input.shape[2 + i] !== 'number' && padding.end[i]! + window.stride[i]! > k);
+        if (unsure) return { ok: false, argument: 'ceil', message: 'cannot be true on a symbolic size when end padding + stride exceeds the kernel: the output size would depend on the size modulo the stride; give the input size or use floor mode' };
+      }
       if (window.padding !== 'same-dynamic') {
         for (let i = 0; i < window.rank; i++) {
           if (window.padding.begin[i]! >= window.kernel[i]! || window.padding.end[i]! >= window.kernel[i]!)

@@ -153,8 +153,8 @@ describe('property: random conv stacks — ONNX export (checker, ONNX Runtime) e
         const bindings = new Map<string, number>([['N', batch], ...(stack.symbolic ? ['D', 'H', 'W'].slice(3 - stack.rank).map((name, i) => [name, stack.sizes[i]!] as [string, number]) : [])]);
         const evaluatedShapes = new Map([...outputShapes(graph)].map(([name, shape]) => [name, shape.map((d) => evaluateDim(d, bindings))]));
         const expectedShapes = concrete ? outputShapes(concrete.graph!) : evaluatedShapes;
-        // Known: the symbolic ceil-mode formula lacks the concrete rule's correction (pinned in the next test).
-        const symbolicShapesExact = stack.symbolic && !stack.layers.some((l) => l.includes('ceil: true'));
+        // Symbolic ceil-mode pools the elaborator accepts have exact formulas (see the next test).
+        const symbolicShapesExact = stack.symbolic;
 
         const engine = await createEngine(graph, weights, { backend: 'wasm' });
         let reference: Record<string, { data: Float32Array; dims: number[] }>;
@@ -188,14 +188,16 @@ describe('property: random conv stacks — ONNX export (checker, ONNX Runtime) e
     expect(refused).toBeLessThan(RUNS * 0.1);
   });
 
-  // Known bug, pinned: for a ceil-mode pool on a symbolic size, the IR's formula ⌈(n + b + e − k)/s⌉ + 1 omits the
-  // rule both runtimes apply (a last window starting in the end padding is dropped: out = min(that, ⌈(n + b)/s⌉)).
-  // Here W = 4, kernel 1, stride 2: the IR says 3 at W = 4, both engines produce 2. When this starts passing,
-  // make it a plain \`it\` and drop the ceil-mode exclusion in the property above.
-  it.fails('known bug: symbolic shape of a ceil-mode pool whose last window starts in the end padding', async () => {
-    const text = 'model P {\n  input x: f32[N, 3, H, W]\n  y = x -> maxpool(1, stride: 2, ceil: true)\n  output y\n}\n';
-    const { graph } = elaborate('p.cnn', { text });
-    const inferred = outputShapes(graph!).get('y')!.map((d) => evaluateDim(d, new Map([['N', 1], ['H', 4], ['W', 4]])));
+  // A ceil-mode pool on a symbolic size is exact when end padding + stride ≤ kernel (the last window can never
+  // start in the end padding); otherwise the size depends on the size modulo the stride, and the elaborator
+  // refuses it instead of inferring a shape one too large. With the size given, the IR and both engines agree.
+  it('ceil-mode pools: symbolic sizes are refused where the size formula is ambiguous, concrete ones match the engines', async () => {
+    const symbolic = 'model P {\n  input x: f32[N, 3, H, W]\n  y = x -> maxpool(1, stride: 2, ceil: true)\n  output y\n}\n';
+    const refused = elaborate('p.cnn', { text: symbolic });
+    expect(refused.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([expect.stringMatching(/^CNN3016 argument 'ceil' of 'maxpool' cannot be true on a symbolic size/)]);
+    const concrete = 'model P {\n  input x: f32[N, 3, 4, 4]\n  y = x -> maxpool(1, stride: 2, ceil: true)\n  output y\n}\n';
+    const { graph } = elaborate('p.cnn', { text: concrete });
+    const inferred = outputShapes(graph!).get('y')!.map((d) => evaluateDim(d, new Map([['N', 1]])));
     const engine = await createEngine(graph!, undefined, { backend: 'wasm' });
     try {
       const produced = engine.predictSync({ x: normalTensor([1, 3, 4, 4], 1) })['y']!.dims;
