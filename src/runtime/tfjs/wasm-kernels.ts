@@ -110,7 +110,44 @@ import '@tensorflow/tfjs-backend-wasm';
 /** The backend these kernels are registered for. */
 const wasmBackendName = 'wasm';
 
-type KernelArguments = { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap };
+type KernelArguments = { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend?: unknown };
+
+/** What the kernels written directly on the wasm heap use of the wasm backend (`BackendWasm`). */
+interface WasmHeapBackend {
+  /** Allocates an output on the heap (which may grow the heap, so views are taken afterwards). */
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  /** A typed-array view of a tensor's data on the heap. */
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+function heapBackend(args: KernelArguments): WasmHeapBackend {
+  const backend = args.backend as Partial<WasmHeapBackend> | undefined;
+  if (typeof backend?.makeOutput !== 'function' || typeof backend.typedArrayFromHeap !== 'function') {
+    throw new Error('wasm kernel: called without the wasm backend');
+  }
+  return backend as WasmHeapBackend;
+}
+
+/** The named inputs of a kernel call, each required. */
+function requireInputs<K extends string>(args: KernelArguments, ...names: K[]): Record<K, tf.TensorInfo> {
+  const found = {} as Record<K, tf.TensorInfo>;
+  for (const name of names) {
+    const info = args.inputs[name];
+    if (info === undefined) {
+      throw new Error(`wasm kernel: the ${name} input is missing`);
+    }
+    found[name] = info;
+  }
+  return found;
+}
+
+/** A float32 kernel input (the kernels written on the heap read float32 data only). */
+function floatInput(info: tf.TensorInfo): tf.TensorInfo {
+  if (info.dtype !== 'float32') {
+    throw new Error(`wasm kernel: expected float32 data, got ${info.dtype}`);
+  }
+  return info;
+}
 type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 
 /**
@@ -332,6 +369,10 @@ function convolutionFilterGradient(
   const outputExtents = spatialShape(outputGradient.shape);
   const readExtents = outputExtents.map((extent, axis) => (extent - 1) * strides[axis]! + filterShape[axis]!);
   const placed = placeSpatially(input, padBefore, readExtents);
+  const inChannels = input.shape[rank - 1]!;
+  if (spatialRank === 2 && inChannels <= gemmFilterGradientChannels && strides.every((stride) => stride === 1)) {
+    return filterGradientByTaps(placed as tf.Tensor4D, outputGradient as tf.Tensor4D, filterShape);
+  }
   const spatialAxes = Array.from({ length: spatialRank }, (_, axis) => axis + 1);
   // [C, Xp..., N]: input channels become the batch, the batch becomes the channels.
   const channelsAsBatch = transposeMerged(placed, [rank - 1, ...spatialAxes, 0]);
@@ -344,6 +385,34 @@ function convolutionFilterGradient(
       strides as [number, number, number]);
   // [C, F..., K] to [F..., C, K].
   return transposeMerged(correlation, [...spatialAxes, 0, rank - 1]);
+}
+
+/** Up to this many input channels, `filterGradientByTaps` beats the convolution of `convolutionFilterGradient`. */
+const gemmFilterGradientChannels = 4;
+
+/**
+ * Filter gradient of a stride-1 2D convolution as one matrix product, for inputs with few channels (a
+ * network's first layer): with xp the placed input and taps f = (fh, fw),
+ *   A[(f, c), (n, o)] = xp[n, o + f, c]  (one slice of the channel-first input per tap),  dW = A · dy[(n, o), k].
+ * The convolution form runs a 1-image batch through XNNPACK with the whole output gradient as a filter
+ * packed anew each call, about 6 times slower for a single input channel.
+ */
+function filterGradientByTaps(placed: tf.Tensor4D, outputGradient: tf.Tensor4D, filterShape: readonly number[]): tf.Tensor {
+  const [batch, readHeight, readWidth, channels] = placed.shape;
+  const [, outHeight, outWidth, outChannels] = outputGradient.shape;
+  const [filterHeight, filterWidth] = filterShape as [number, number];
+  // [C·N, Hp, Wp]: one plane per (channel, image).
+  const planes = tf.reshape(transposeMerged(placed, [3, 0, 1, 2]), [channels * batch, readHeight, readWidth]);
+  const rows: tf.Tensor[] = [];
+  for (let fh = 0; fh < filterHeight; fh++) {
+    for (let fw = 0; fw < filterWidth; fw++) {
+      const window = tf.slice(planes, [0, fh, fw], [channels * batch, outHeight, outWidth]);
+      rows.push(tf.reshape(window, [channels, batch * outHeight * outWidth]));
+    }
+  }
+  const taps = rows.length === 1 ? rows[0]! : tf.concat(rows, 0);
+  const product = tf.matMul(taps as tf.Tensor2D, tf.reshape(outputGradient, [batch * outHeight * outWidth, outChannels]));
+  return tf.reshape(product, [filterHeight, filterWidth, channels, outChannels]);
 }
 
 /**
@@ -360,6 +429,18 @@ function convolutionInputGradient(
   const filterAxes = Array.from({ length: spatialRank }, (_, axis) => axis);
   const filterExtents = filter.shape.slice(0, spatialRank);
   const inputExtents = spatialShape(inputShape);
+  const outputExtents = spatialShape(outputGradient.shape);
+  if (spatialRank === 2 && strides.every((stride) => stride === 1)) {
+    // Stride 1: dx[i] = Σ_f' dy[i + p − (F − 1) + f'] · W[F − 1 − f'], one convolution of dy with the
+    // reversed filter (channel axes swapped) over dy padded by F − 1 − p before and X − O + p after.
+    const before = filterExtents.map((extent, axis) => extent - 1 - padBefore[axis]!);
+    const after = inputExtents.map((extent, axis) => extent - outputExtents[axis]! + padBefore[axis]!);
+    if ([...before, ...after].every((amount) => amount >= 0)) {
+      const kernel = transposeMerged(tf.reverse(filter, filterAxes), [0, 1, 3, 2]) as tf.Tensor4D;
+      const padding: ExplicitPadding = [[0, 0], [before[0]!, after[0]!], [before[1]!, after[1]!], [0, 0]];
+      return tf.conv2d(outputGradient as tf.Tensor4D, kernel, 1, padding);
+    }
+  }
   const [batch] = outputGradient.shape as [number];
   const inChannels = inputShape[inputShape.length - 1]!;
   // Taps per phase, with the filter zero-extended to a whole number of strides.
@@ -542,48 +623,77 @@ function maxPool3d(
 }
 
 /**
- * Gradient of max pooling (2D or 3D): each window's dy goes to its first maximum, tap by tap.
- * Tap f reads the input phase f mod s at offset ⌊f / s⌋, so the input is split into phases
- * once, each tap works on output-sized tensors, and the phases of the result are interleaved
- * once at the end.
+ * Gradient of max pooling (2D or 3D) written as one pass over the windows on the wasm heap: each
+ * window's dy goes to its first maximum in row-major order (as in TensorFlow). Compositions of
+ * tensor ops (one pass per filter tap, phases split and interleaved with slices and concats) cost
+ * 20–40 times more than this loop; max pooling has no arithmetic for XNNPACK to speed up.
+ * Channels are the inner loop, so every read is contiguous.
  */
 function maxPoolGradient(
-  outputGradient: tf.Tensor, input: tf.Tensor, output: tf.Tensor, filterSize: readonly number[],
+  backend: WasmHeapBackend, outputGradient: tf.TensorInfo, input: tf.TensorInfo, filterSize: readonly number[],
   strides: readonly number[], padBefore: readonly number[],
-): tf.Tensor {
-  const [batch] = input.shape as [number];
-  const channels = input.shape[input.rank - 1]!;
-  const outputExtents = spatialShape(outputGradient.shape);
-  const tapsPerPhase = filterSize.map((extent, axis) => Math.ceil(extent / strides[axis]!));
-  const phaseExtents = outputExtents.map((extent, axis) => extent + tapsPerPhase[axis]! - 1);
-  const padded = placeSpatially(
-    input, padBefore, phaseExtents.map((extent, axis) => extent * strides[axis]!), Number.NEGATIVE_INFINITY);
-  const inputPhases = splitPhases(padded, strides, 1);
-  const accumulated = new Map<string, tf.Tensor>();
-  // The part of dy no earlier tap has taken: a tap that holds the maximum takes all of it.
-  let remaining = outputGradient;
-  for (const tap of filterTaps(filterSize)) {
-    const key = tap.map((position, axis) => position % strides[axis]!).join(',');
-    const shift = tap.map((position, axis) => Math.floor(position / strides[axis]!));
-    const previous = accumulated.get(key);
-    const [sum, nextRemaining] = tf.tidy(() => {
-      const window = sliceAxes(inputPhases.get(key)!, [0, ...shift, 0], [batch, ...outputExtents, channels]);
-      // window ≤ output, so step(output - window) is 0 exactly where the tap holds the maximum
-      // (arithmetic is cheaper than equal/where on wasm).
-      const contribution = tf.sub(remaining, tf.mul(remaining, tf.step(tf.sub(output, window))));
-      const shifted = placeSpatially(contribution, shift, phaseExtents);
-      return [previous === undefined ? shifted : tf.add(previous, shifted), tf.sub(remaining, contribution)];
-    });
-    previous?.dispose();
-    if (remaining !== outputGradient) {
-      remaining.dispose();
+): tf.TensorInfo {
+  const output = backend.makeOutput([...input.shape], 'float32');
+  // Views are taken after the allocation above, which may have grown (and so moved) the heap.
+  const x = backend.typedArrayFromHeap(input) as Float32Array;
+  const dy = backend.typedArrayFromHeap(outputGradient) as Float32Array;
+  const dx = backend.typedArrayFromHeap(output) as Float32Array;
+  dx.fill(0);
+  // As 3D pooling: a 2D window is one plane deep.
+  const depthwise = input.shape.length === 5;
+  const [batch, inDepth, inHeight, inWidth, channels] = depthwise
+    ? input.shape as [number, number, number, number, number]
+    : [input.shape[0]!, 1, input.shape[1]!, input.shape[2]!, input.shape[3]!];
+  const [, outDepth, outHeight, outWidth] = depthwise
+    ? outputGradient.shape
+    : [outputGradient.shape[0]!, 1, outputGradient.shape[1]!, outputGradient.shape[2]!];
+  const [filterDepth, filterHeight, filterWidth] = depthwise ? filterSize : [1, ...filterSize];
+  const [strideDepth, strideHeight, strideWidth] = depthwise ? strides : [1, ...strides];
+  const [padFront, padTop, padLeft] = depthwise ? padBefore : [0, ...padBefore];
+  const best = new Float32Array(channels);
+  const bestIndex = new Int32Array(channels);
+  let gradientOffset = 0;
+  for (let n = 0; n < batch; n++) {
+    for (let od = 0; od < outDepth!; od++) {
+      for (let oh = 0; oh < outHeight!; oh++) {
+        for (let ow = 0; ow < outWidth!; ow++, gradientOffset += channels) {
+          let found = false;
+          for (let fd = 0; fd < filterDepth!; fd++) {
+            const d = od * strideDepth! - padFront! + fd;
+            if (d < 0 || d >= inDepth) continue;
+            for (let fh = 0; fh < filterHeight!; fh++) {
+              const h = oh * strideHeight! - padTop! + fh;
+              if (h < 0 || h >= inHeight) continue;
+              for (let fw = 0; fw < filterWidth!; fw++) {
+                const w = ow * strideWidth! - padLeft! + fw;
+                if (w < 0 || w >= inWidth) continue;
+                const base = (((n * inDepth + d) * inHeight + h) * inWidth + w) * channels;
+                if (!found) {
+                  for (let c = 0; c < channels; c++) {
+                    best[c] = x[base + c]!;
+                    bestIndex[c] = base + c;
+                  }
+                  found = true;
+                } else {
+                  for (let c = 0; c < channels; c++) {
+                    const value = x[base + c]!;
+                    if (value > best[c]!) {
+                      best[c] = value;
+                      bestIndex[c] = base + c;
+                    }
+                  }
+                }
+              }
+            }
+          }
+          if (found) {
+            for (let c = 0; c < channels; c++) dx[bestIndex[c]!] += dy[gradientOffset + c]!;
+          }
+        }
+      }
     }
-    accumulated.set(key, sum!);
-    remaining = nextRemaining!;
   }
-  const paddedGradient = joinPhases(
-    (phase) => accumulated.get(phase.join(',')) ?? tf.zeros([batch, ...phaseExtents, channels]), strides, 1);
-  return placeSpatially(paddedGradient, padBefore.map((pad) => -pad), spatialShape(input.shape));
+  return output;
 }
 
 /** The [inLength, outLength] matrix of a resize along one axis: the forward resize of unit columns. */
@@ -751,16 +861,13 @@ function avgPool3dGradKernel(args: KernelArguments): tf.TensorInfo {
 
 function maxPoolGradKernel(args: KernelArguments): tf.TensorInfo {
   const attrs = args.attrs as unknown as tf.MaxPoolGradAttrs;
-  return tf.tidy(() => {
-    const outputGradient = asTensor<tf.Tensor4D>(args.inputs.dy);
-    const input = asTensor<tf.Tensor4D>(args.inputs.input);
-    const output = asTensor<tf.Tensor4D>(args.inputs.output);
-    const info = tf.backend_util.computePool2DInfo(
-      input.shape, attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
-    return maxPoolGradient(
-      outputGradient, input, output, [info.filterHeight, info.filterWidth], [info.strideHeight, info.strideWidth],
-      [info.padInfo.top, info.padInfo.left]);
-  });
+  const { dy, input } = requireInputs(args, 'dy', 'input');
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad,
+    attrs.dimRoundingMode);
+  return maxPoolGradient(
+    heapBackend(args), floatInput(dy), floatInput(input), [info.filterHeight, info.filterWidth],
+    [info.strideHeight, info.strideWidth], [info.padInfo.top, info.padInfo.left]);
 }
 
 function maxPool3dKernel(args: KernelArguments): tf.TensorInfo {
@@ -781,17 +888,14 @@ function maxPool3dKernel(args: KernelArguments): tf.TensorInfo {
 
 function maxPool3dGradKernel(args: KernelArguments): tf.TensorInfo {
   const attrs = args.attrs as unknown as tf.MaxPool3DGradAttrs;
-  return tf.tidy(() => {
-    const outputGradient = asTensor<tf.Tensor5D>(args.inputs.dy);
-    const input = asTensor<tf.Tensor5D>(args.inputs.input);
-    const output = asTensor<tf.Tensor5D>(args.inputs.output);
-    const info = tf.backend_util.computePool3DInfo(
-      input.shape, attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
-    return maxPoolGradient(
-      outputGradient, input, output, [info.filterDepth, info.filterHeight, info.filterWidth],
-      [info.strideDepth, info.strideHeight, info.strideWidth],
-      [info.padInfo.front, info.padInfo.top, info.padInfo.left]);
-  });
+  const { dy, input } = requireInputs(args, 'dy', 'input');
+  const info = tf.backend_util.computePool3DInfo(
+    input.shape as [number, number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad,
+    attrs.dimRoundingMode);
+  return maxPoolGradient(
+    heapBackend(args), floatInput(dy), floatInput(input), [info.filterDepth, info.filterHeight, info.filterWidth],
+    [info.strideDepth, info.strideHeight, info.strideWidth],
+    [info.padInfo.front, info.padInfo.top, info.padInfo.left]);
 }
 
 function imagesShape(args: KernelArguments): number[] {
@@ -922,6 +1026,31 @@ function withExplicitPadding(native: tf.KernelFunc, geometryOf: GeometryOf): tf.
   };
 }
 
+// ---- Copies that need not copy. ----
+
+/**
+ * Identity (which tfjs also runs to save every tensor a gradient needs) and Cast to the same dtype: the
+ * output shares the input's data, as the wasm Reshape already does. The wasm kernels copy the data,
+ * about 80 full-size copies per training step of a small CNN. Tensors are immutable and the backend
+ * counts references per data id, so sharing is safe (the cpu backend's Identity shares too).
+ */
+function sharedData(args: KernelArguments, x: tf.TensorInfo): tf.TensorInfo {
+  (args.backend as { incRef(dataId: tf.DataId): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+}
+
+function identityKernel(args: KernelArguments): tf.TensorInfo {
+  return sharedData(args, requireInputs(args, 'x').x);
+}
+
+function castSharingSameType(native: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = (args as KernelArguments).inputs.x;
+    const attrs = args.attrs as unknown as tf.CastAttrs;
+    return x !== undefined && x.dtype === attrs.dtype ? sharedData(args as KernelArguments, x) : native(args);
+  };
+}
+
 // ---- Registration. ----
 
 /**
@@ -932,7 +1061,7 @@ export type CompositionReason = 'missing' | 'incorrect' | 'slow';
 
 type CompositeKernel =
   | { kernelName: string; reason: CompositionReason; kernelFunc: tf.KernelFunc }
-  | { kernelName: string; reason: 'incorrect'; wrap: (native: tf.KernelFunc) => tf.KernelFunc };
+  | { kernelName: string; reason: 'incorrect' | 'slow'; wrap: (native: tf.KernelFunc) => tf.KernelFunc };
 
 const compositeKernels: readonly CompositeKernel[] = [
   { kernelName: tf.Conv2DBackpropFilter, reason: 'missing', kernelFunc: conv2dBackpropFilterKernel },
@@ -951,6 +1080,8 @@ const compositeKernels: readonly CompositeKernel[] = [
   { kernelName: tf.OneHot, reason: 'incorrect', kernelFunc: oneHotKernel },
   { kernelName: tf.Conv2DBackpropInput, reason: 'slow', kernelFunc: conv2dBackpropInputKernel },
   { kernelName: tf.Conv3D, reason: 'slow', kernelFunc: conv3dKernel },
+  { kernelName: tf.Identity, reason: 'slow', kernelFunc: identityKernel },
+  { kernelName: tf.Cast, reason: 'slow', wrap: castSharingSameType },
   { kernelName: tf.Conv2D, reason: 'incorrect', wrap: (native) => withExplicitPadding(native, convolutionGeometry(false)) },
   { kernelName: tf.FusedConv2D, reason: 'incorrect', wrap: (native) => withExplicitPadding(native, convolutionGeometry(false)) },
   {
