@@ -25,18 +25,36 @@
  *               must return true (on failure `tf.getBackend()` may still say 'webgpu').
  *   wasm        register the composed kernels, point `setWasmPaths` at the package's dist
  *               folder (resolved from this module, so any working directory works) unless the
- *               backend is initialised already, then `tf.setBackend('wasm')`.
+ *               backend is initialised already, then `tf.setBackend('wasm')`. With more than one
+ *               thread (see "wasm threads" below) the backend's factory is replaced first.
  *   cpu         `tf.setBackend('cpu')`.
  * `tf.enableProdMode()` silences tfjs's own hints and warnings (such as the suggestion to
  * install tfjs-node, or a failed backend initialisation).
+ *
+ * wasm threads. tfjs 4.22 turns multithreading off in Node (its WASM_HAS_MULTITHREAD_SUPPORT flag
+ * is false there) and would start the Emscripten workers from Blob URLs, which Node's
+ * worker_threads refuse. Asked for n > 1 threads (the `threads` option, else the
+ * CONVSPEC_WASM_THREADS environment variable), the 'wasm' factory instead instantiates the
+ * package's threaded SIMD build itself: the worker script (a string inside the package) is
+ * written once to a file in the temporary folder, named by its hash, and the workers start from
+ * that file; the main script is the package's own file. The C side caps the XNNPACK thread pool
+ * at half the number of logical cores it is told (it assumes two hyperthreads per core, so a
+ * 2-core machine gets 1), hence the core count import answers 2n. Emscripten starts a pool of 8
+ * idle workers either way (about 0.1 s and some memory), which is why one thread stays the plain
+ * single-threaded build. When the threaded start fails, the package's own factory runs instead
+ * (one thread) and the selection says so. The count is fixed when the backend first initialises:
+ * later requests in the same process get the threads it already has.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { BackendWasm, getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 import { registerMissingWasmKernels } from './wasm-kernels.js';
 
@@ -51,6 +69,14 @@ export type BackendPreference = 'auto' | BackendName;
 export interface BackendSelection {
   name: string;
   reasons: string[];
+}
+
+export interface BackendOptions {
+  /**
+   * Threads of the wasm backend, fixed when it first initialises in the process; default the
+   * CONVSPEC_WASM_THREADS environment variable, else 1. See "wasm threads" in the module header.
+   */
+  readonly threads?: number;
 }
 
 type Attempt = { available: true } | { available: false; reason: string };
@@ -238,9 +264,97 @@ function wasmBinaryFolder(): string {
   return path.dirname(binary) + path.sep;
 }
 
-async function tryWasm(): Promise<Attempt> {
+/** Threads asked for: the option, else CONVSPEC_WASM_THREADS, else 1. */
+function requestedWasmThreads(options: BackendOptions): number {
+  const requested = options.threads ?? Number(process.env.CONVSPEC_WASM_THREADS ?? 1);
+  if (!Number.isInteger(requested) || requested < 1) {
+    throw new Error(`the wasm thread count must be a positive integer, got ${String(options.threads ?? process.env.CONVSPEC_WASM_THREADS)}`);
+  }
+  return requested;
+}
+
+/** Why the threaded wasm build could not start, when it was asked for and failed. */
+let threadedWasmFailure: string | undefined;
+
+/** The Emscripten module of the threaded build, as far as it is used here. */
+interface EmscriptenModule {
+  cwrap(name: string, returnType: string | null, argumentTypes: string[]): (...args: number[]) => number;
+}
+type EmscriptenFactory = (config: Record<string, unknown>) => Promise<EmscriptenModule>;
+interface WasmInstantiationImports {
+  env: Record<string, unknown>;
+}
+/** `WebAssembly.instantiate` (the project's type libraries leave WebAssembly out). */
+interface WebAssemblyApi {
+  instantiate(bytes: Uint8Array, imports: WasmInstantiationImports): Promise<{ instance: unknown; module: unknown }>;
+}
+
+/** The worker script of the threaded build as a file (written once per content). */
+function wasmWorkerFile(): string {
+  const { wasmWorkerContents } = requireFromHere('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as { wasmWorkerContents: string };
+  // The package turns the newlines inside its string literals back into escapes the same way before making a Blob.
+  const script = wasmWorkerContents.replace(/\n/g, '\\n');
+  const hash = createHash('sha256').update(script).digest('hex').slice(0, 16);
+  const file = path.join(os.tmpdir(), `convspec-tfjs-wasm-worker-${hash}.cjs`);
+  if (!existsSync(file)) {
+    const temporary = `${file}.${process.pid}.tmp`;
+    writeFileSync(temporary, script);
+    renameSync(temporary, file);
+  }
+  return file;
+}
+
+/** Starts the threaded SIMD build with `threads` XNNPACK threads (see the module header). */
+async function createThreadedWasmBackend(threads: number): Promise<tf.KernelBackend> {
+  const mainScript = requireFromHere.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
+  const binary = requireFromHere.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm');
+  const workerScript = wasmWorkerFile();
+  const factory = requireFromHere(mainScript) as EmscriptenFactory;
+  const module = await factory({
+    mainScriptUrlOrBlob: mainScript,
+    locateFile: (file: string, prefix: string) => (file.endsWith('.worker.js') ? workerScript : file.endsWith('.wasm') ? binary : prefix + file),
+    instantiateWasm: (imports: WasmInstantiationImports, receive: (instance: unknown, module: unknown) => void) => {
+      imports.env['emscripten_num_logical_cores'] = () => 2 * threads;
+      const webAssembly = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
+      void webAssembly.instantiate(readFileSync(binary), imports).then((result) => receive(result.instance, result.module));
+      return {};
+    },
+  });
+  // What the package's own init() adds to the module before BackendWasm uses it.
+  Object.assign(module, {
+    tfjs: {
+      init: module.cwrap('init', null, []),
+      initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
+      getThreadsCount: module.cwrap('get_threads_count', 'number', []),
+      registerTensor: module.cwrap('register_tensor', null, ['number', 'number', 'number']),
+      disposeData: module.cwrap('dispose_data', null, ['number']),
+      dispose: module.cwrap('dispose', null, []),
+    },
+  });
+  setThreadsCount(threads);
+  return new BackendWasm(module as unknown as ConstructorParameters<typeof BackendWasm>[0]);
+}
+
+/** Replaces the wasm backend's factory by one that starts the threaded build, falling back to the package's. */
+function useThreadedWasm(threads: number): void {
+  const standard = tf.findBackendFactory('wasm');
+  if (standard === null) return;
+  tf.removeBackend('wasm');
+  tf.registerBackend('wasm', async () => {
+    try {
+      return await createThreadedWasmBackend(threads);
+    } catch (error) {
+      threadedWasmFailure = `the threaded wasm build did not start (${errorMessage(error)}); running one thread`;
+      setThreadsCount(1);
+      return standard();
+    }
+  }, 2);
+}
+
+async function tryWasm(options: BackendOptions): Promise<Attempt> {
   registerMissingWasmKernels();
   if (!isInitialised('wasm')) {
+    const threads = requestedWasmThreads(options);
     try {
       setWasmPaths(wasmBinaryFolder());
     } catch (error) {
@@ -249,15 +363,21 @@ async function tryWasm(): Promise<Attempt> {
         return unavailable(`cannot locate its .wasm files: ${errorMessage(error)}`);
       }
     }
+    if (threads > 1) useThreadedWasm(threads);
   }
   return activate('wasm');
+}
+
+/** The wasm backend's XNNPACK thread count (1 before it initialises). */
+export function wasmThreads(): number {
+  return isInitialised('wasm') ? Math.max(1, getThreadsCount()) : 1;
 }
 
 async function tryCpu(): Promise<Attempt> {
   return activate('cpu');
 }
 
-const attempts: Record<BackendName, () => Promise<Attempt>> = {
+const attempts: Record<BackendName, (options: BackendOptions) => Promise<Attempt>> = {
   tensorflow: tryTensorflow,
   webgpu: tryWebgpu,
   wasm: tryWasm,
@@ -274,7 +394,7 @@ function isPreference(value: string): value is BackendPreference {
  * "tensorflow: @tensorflow/tfjs-node-gpu is not installed; @tensorflow/tfjs-node is not
  * installed". An explicit preference that cannot be met throws an Error with the reason.
  */
-export async function selectBackend(preference: BackendPreference = 'auto'): Promise<BackendSelection> {
+export async function selectBackend(preference: BackendPreference = 'auto', options: BackendOptions = {}): Promise<BackendSelection> {
   if (!isPreference(preference)) {
     throw new Error(
       `unknown backend '${String(preference)}': expected one of auto, ${backendNames.join(', ')}`);
@@ -283,9 +403,11 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
   const candidates: readonly BackendName[] = preference === 'auto' ? backendNames : [preference];
   const reasons: string[] = [];
   for (const name of candidates) {
-    const attempt = await attempts[name]();
+    const attempt = await attempts[name](options);
     if (attempt.available) {
-      return { name: tf.getBackend(), reasons };
+      const active = tf.getBackend();
+      if (active === 'wasm' && threadedWasmFailure !== undefined) reasons.push(`wasm: ${threadedWasmFailure}`);
+      return { name: active, reasons };
     }
     if (preference !== 'auto') {
       throw new Error(`backend '${name}' is unavailable: ${attempt.reason}`);

@@ -27,7 +27,7 @@ import { tensorShapes, type Graph, type Node } from '../../ir/graph.js';
 import { graphParameters, type ParamRole, type ParamSpec } from '../../ir/params.js';
 import { checkWeights, initializeWeights, type WeightTensor, type Weights } from '../../ir/weights.js';
 import { deriveSeed } from '../../random.js';
-import { selectBackend, type BackendPreference, type BackendSelection } from './backend.js';
+import { selectBackend, wasmThreads, type BackendPreference, type BackendSelection } from './backend.js';
 import { logicalShape, permuteData, toInternalPermutation, toLogicalPermutation, weightToIrPermutation, weightToTfjsPermutation } from './layout.js';
 import { lowerNode, LoweringError, type LoweringContext } from './ops.js';
 
@@ -49,6 +49,11 @@ export interface TfjsEngineOptions {
   readonly backend?: BackendPreference;
   /** Seed for weight initialisation (when no weights are given) and for dropout masks in `predict`. */
   readonly seed?: number;
+  /**
+   * Threads of the wasm backend (default the CONVSPEC_WASM_THREADS environment variable, else 1); fixed for the
+   * process when the wasm backend first initialises (./backend.ts).
+   */
+  readonly threads?: number;
 }
 
 export interface PredictOptions {
@@ -138,17 +143,23 @@ export class TfjsEngine {
     const problems = checkWeights(graph, given);
     if (problems.length > 0) throw new EngineError(`weights do not fit ${graph.name}: ${problems.map(describeWeightProblem).join('; ')}`);
     const preference = options.backend ?? 'auto';
-    let backend = await selectBackend(preference);
+    const backendOptions = options.threads === undefined ? {} : { threads: options.threads };
+    let backend = await selectBackend(preference, backendOptions);
     const rank = Math.max(...graph.inputs.map((i) => i.shape.length), ...graph.nodes.map((n) => n.shape.length));
     if (backend.name === 'webgpu' && rank > 4) {
       // Seen on an H100 with Dawn: the WGSL that tfjs 4.22 generates for rank-5 tensors indexes a 'vec5', which
       // does not exist, so its element-wise and pad programs fail to compile.
       const reason = `webgpu: tfjs's WebGPU kernels handle tensors of rank 4 at most and ${graph.name} has rank-${rank} tensors (3D feature maps)`;
       if (preference === 'webgpu') throw new EngineError(reason);
-      const fallback = await selectBackend('wasm');
-      backend = { name: fallback.name, reasons: [...backend.reasons, reason] };
+      const fallback = await selectBackend('wasm', backendOptions);
+      backend = { name: fallback.name, reasons: [...backend.reasons, reason, ...fallback.reasons] };
     }
     return new TfjsEngine(graph, backend, seed, given);
+  }
+
+  /** Threads the backend computes with: the wasm backend's XNNPACK threads; undefined on other backends. */
+  get threads(): number | undefined {
+    return this.backend.name === 'wasm' ? wasmThreads() : undefined;
   }
 
   /** Parameters the trainer updates (learnable, not frozen), in graph order. */

@@ -14,5 +14,5 @@ export { learningRateAt, warmupSteps } from './schedules.js';
 export type { ScheduleOptions, WarmupOptions, ScheduleContext } from './schedules.js';
 export { readTrainingSettings } from './training-settings.js';
 export type { TrainingSettings, ReadSettings } from './training-settings.js';
-export { selectBackend, backendNames } from './backend.js';
-export type { BackendName, BackendPreference, BackendSelection } from './backend.js';
+export { selectBackend, backendNames, wasmThreads } from './backend.js';
+export type { BackendName, BackendPreference, BackendSelection, BackendOptions } from './backend.js';
