@@ -110,8 +110,10 @@ function secondReader(editor: GraphEditor, tensor: string, except: string): stri
   return output ? `(the graph output '${output.name}')` : undefined;
 }
 
-function float32(shape: readonly number[], values: ArrayLike<number>): WeightTensor {
-  return { shape, data: Float32Array.from(values) };
+/** Float64 values (sums and products are formed in float64) stored as float32. */
+function float32(shape: readonly number[], values: Float64Array | Float32Array): WeightTensor {
+  // The typed-array constructor converts in one native pass; Float32Array.from iterates element by element.
+  return { shape, data: values instanceof Float32Array ? values : new Float32Array(values) };
 }
 
 const INTO_PRODUCER: BatchNormFoldRule = {
@@ -130,7 +132,8 @@ const INTO_PRODUCER: BatchNormFoldRule = {
         const { scale, shift } = batchNormAffine(bn, (n) => editor.requireWeight(n));
         const weight = editor.requireWeight(`${producer.name}.weight`);
         const w = weight.data;
-        const folded = new Float64Array(w.length);
+        // Each element is one float64 product rounded once to float32: written straight into the result.
+        const folded = new Float32Array(w.length);
         const channels = outChannels(producer);
         if (producer.op === 'conv_transpose') {
           // [in, out/groups, k…]: element (i, j, ·) feeds output channel ⌊i/(in/groups)⌋·(out/groups) + j.
@@ -146,7 +149,11 @@ const INTO_PRODUCER: BatchNormFoldRule = {
           }
         } else {
           const perChannel = w.length / channels;
-          for (let o = 0; o < channels; o++) for (let r = 0; r < perChannel; r++) folded[o * perChannel + r] = w[o * perChannel + r]! * scale[o]!;
+          for (let o = 0; o < channels; o++) {
+            const s = scale[o]!;
+            const end = (o + 1) * perChannel;
+            for (let i = o * perChannel; i < end; i++) folded[i] = w[i]! * s;
+          }
         }
         const bias = producer.bias ? editor.requireWeight(`${producer.name}.bias`).data : new Float32Array(channels);
         const newBias = new Float64Array(channels);
@@ -207,7 +214,7 @@ const INTO_CONSUMER: BatchNormFoldRule = {
         const inPerGroup = inputs / groups;
         const outPerGroup = outputs / groups;
         const kernelSize = w.length / (outputs * inPerGroup);
-        const folded = new Float64Array(w.length);
+        const folded = new Float32Array(w.length);
         const bias = consumer.bias ? editor.requireWeight(`${consumer.name}.bias`).data : new Float32Array(outputs);
         const newBias = new Float64Array(outputs);
         for (let o = 0; o < outputs; o++) {
