@@ -56,16 +56,17 @@ export async function probeTrainCommand(root) {
 }
 
 /**
- * Images per second of `convspec train SPEC` on `dataDir` (holding `images` training images) with `backend`.
+ * Images per second of `convspec train SPEC` on `dataDir` (holding `images` training images) with `backend`
+ * (`env`: extra environment variables, such as CONVSPEC_WASM_THREADS).
  * Throws an Error whose message says why when a run fails.
  */
-export async function trainThroughput({ root, spec = 'specs/fashion.cnn', dataDir, images, batch = 64, backend, threads, outDir }) {
+export async function trainThroughput({ root, spec = 'specs/fashion.cnn', dataDir, images, batch = 64, backend, threads, env, outDir }) {
   const args = (epochs) => [
     path.join(root, 'bin', 'convspec.js'), 'train', spec, '--data', dataDir, '--epochs', String(epochs), '--batch', String(batch),
     ...(backend ? ['--backend', backend] : []), ...(threads ? ['--threads', String(threads)] : []), '-o', path.join(outDir, `epochs-${epochs}`),
   ];
   const once = async (epochs) => {
-    const result = await runCommand(process.execPath, args(epochs), { cwd: root, timeoutMs: 600_000 });
+    const result = await runCommand(process.execPath, args(epochs), { cwd: root, timeoutMs: 600_000, ...(env ? { env: { ...process.env, ...env } } : {}) });
     if (result.code !== 0) throw new Error(`convspec train --epochs ${epochs}${backend ? ` --backend ${backend}` : ''}: ${failureReason(result)}`);
     return result.seconds;
   };

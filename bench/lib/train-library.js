@@ -7,7 +7,7 @@
  * timed wall-clock, and the median window's images per second is printed — the method of
  * bench/peers/train_fashion.py, so the two figures compare.
  *
- *   node bench/lib/train-library.js [--backend wasm] [--batch 64] [--steps 20] [--windows 3] [--warmup 5] [--data DIR]
+ *   node bench/lib/train-library.js [--backend wasm] [--threads N] [--batch 64] [--steps 20] [--windows 3] [--warmup 5] [--data DIR]
  * Prints one JSON line. Exit 3 when the library lacks a piece (the reason on stderr).
  */
 import path from 'node:path';
@@ -21,6 +21,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const { values } = parseArgs({
   options: {
     backend: { type: 'string', default: 'wasm' },
+    threads: { type: 'string' },
     batch: { type: 'string', default: '64' },
     steps: { type: 'string', default: '20' },
     windows: { type: 'string', default: '3' },
@@ -59,7 +60,7 @@ if (!elaborated.graph) {
 const images = (warmup + steps * windows) * batch;
 const full = loadDataset(values.data ?? fashionMnistDirectory(root));
 const dataset = selectSamples(full, Array.from({ length: Math.min(images, full.count) }, (_, i) => i));
-const engine = await TfjsEngine.create(elaborated.graph, undefined, { backend: values.backend, seed: 42 });
+const engine = await TfjsEngine.create(elaborated.graph, undefined, { backend: values.backend, seed: 42, ...(values.threads ? { threads: Number(values.threads) } : {}) });
 
 const ends = [];
 await trainModel(engine, dataset, { epochs: 1, batchSize: batch, seed: 42 }, { onBatchEnd: () => void ends.push(performance.now()) });
@@ -74,4 +75,4 @@ if (!rates.length) {
   console.error(`only ${ends.length} batches ran; need ${warmup + steps}`);
   process.exit(1);
 }
-console.log(JSON.stringify({ backend: engine.backend.name, batch, images_per_s: median(rates), windows: rates.map((r) => Math.round(r * 10) / 10), batches: ends.length }));
+console.log(JSON.stringify({ backend: engine.backend.name, threads: engine.threads ?? null, batch, images_per_s: median(rates), windows: rates.map((r) => Math.round(r * 10) / 10), batches: ends.length }));
