@@ -8,6 +8,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { ElaborateOptions } from '../elaborate/elaborate.js';
 import { EXIT, processOutput, UsageError, type Output } from './output.js';
+import { registerPruneCommand } from './commands/prune.js';
+import { registerQuantizeCommand } from './commands/quantize.js';
 
 const VERSION = '0.1.0';
 
@@ -234,6 +236,9 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
       ),
     );
   });
+
+  registerQuantizeCommand(program, { output, setStatus, specOptions, elaborateOptions, backendOption });
+  registerPruneCommand(program, { output, setStatus, specOptions, elaborateOptions, backendOption });
 
   return program;
 }

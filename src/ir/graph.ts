@@ -166,11 +166,25 @@ export type Regularizer =
   | { readonly kind: 'l2'; readonly factor: number }
   | { readonly kind: 'max_norm'; readonly value: number };
 
-/** Per-channel symmetric int8 weights and per-tensor activations, recorded by the quantization pass. */
+/** One int8 tensor: real = scale · (q − zeroPoint), q ∈ [−128, 127]. */
+export interface TensorQuantization {
+  readonly scale: number;
+  readonly zeroPoint: number;
+}
+
+/**
+ * What the `quantize` pass decided for a node (src/passes/quantize.ts has the rules): it runs on int8 (`int8`),
+ * passes int8 values through unchanged (`pass-through`: max pool, flatten, reshape share their input's
+ * parameters), or is a ReLU folded into its producer's output quantization (`folded-activation`). `inputs` holds
+ * the per-tensor parameters of each input (null: read as float), `output` those of the node's output when it is
+ * quantized. Weights are per-channel symmetric int8 (scales computed from the weights at export), so only the
+ * scheme is recorded. Nodes left in float carry no annotation.
+ */
 export interface QuantizationInfo {
-  /** Scale of the node's input activation (zero point 0 for S8, as ORT's S8S8 QDQ uses). */
-  readonly inputScale: number;
-  readonly inputZeroPoint: number;
+  readonly role: 'int8' | 'pass-through' | 'folded-activation';
+  readonly inputs: readonly (TensorQuantization | null)[];
+  readonly output?: TensorQuantization;
+  readonly weights?: 'per-channel-symmetric';
 }
 
 export interface NodeCommon {

@@ -125,7 +125,7 @@ describe('fold-bn', () => {
 }`);
     const weights = new Map(weightsFor(graph));
     weights.set('b.conv1.weight', weights.get('a.conv1.weight')!);
-    const quantized = withNode(graph, 'q.conv1', (n) => ({ ...n, quantization: { inputScale: 0.05, inputZeroPoint: 0 } }));
+    const quantized = withNode(graph, 'q.conv1', (n) => ({ ...n, quantization: { role: 'int8', inputs: [{ scale: 0.05, zeroPoint: 0 }], weights: 'per-channel-symmetric' } }));
     const run = runPass('fold-bn', quantized, weights);
     expect(run.result.applied).toEqual([]);
     expect(run.result.refused[0]).toContain("'a.conv1' shares weight storage with 'b.conv1.weight': folding would untie them");

@@ -4,7 +4,7 @@ import { getPass, passNames, resolvePassList } from '../../src/passes/manager.js
 
 describe('pass registry', () => {
   it('registers every optimisation pass once, with a stated contract', () => {
-    expect(OPTIMISATION_PASSES.map((p) => p.name)).toEqual(['eliminate-dropout', 'eliminate-dead', 'fold-pad', 'fold-bn', 'prune-magnitude', 'prune-filters']);
+    expect(OPTIMISATION_PASSES.map((p) => p.name)).toEqual(['eliminate-dropout', 'eliminate-dead', 'fold-pad', 'fold-bn', 'prune-magnitude', 'prune-filters', 'quantize']);
     for (const pass of OPTIMISATION_PASSES) {
       expect(getPass(pass.name)).toBe(pass);
       expect(pass.description.length).toBeGreaterThan(20);
