@@ -24,6 +24,7 @@ export * as passes from './passes/index.js';
 export { emitOnnx } from './codegen/onnx.js';
 export { emitTfjs, writeTfjsModel } from './codegen/tfjs.js';
 export { importOnnx } from './import/onnx-import.js';
+export { printImportedSpec } from './import/print-blocks.js';
 export * as tfjsEngine from './runtime/tfjs/index.js';
 export { createEngine, TfjsEngine, trainModel, evaluate } from './runtime/tfjs/index.js';
 export { OrtEngine } from './runtime/ort/engine.js';

@@ -44,6 +44,45 @@ export function parseInputShapes(entries: readonly string[]): Record<string, Arr
   return shapes;
 }
 
+/**
+ * `--map ours=theirs` (repeatable) → a weights name mapping; names, or prefixes ending in '.' (`--map backbone.=`
+ * strips a prefix, `--map =model.` adds one).
+ */
+export function parseWeightMap(entries: readonly string[]): Record<string, string> {
+  const mapping: Record<string, string> = {};
+  for (const entry of entries) {
+    const index = entry.indexOf('=');
+    if (index < 0) throw new UsageError(`--map expects OURS=THEIRS (names, or prefixes ending in '.'), found '${entry}'`);
+    mapping[entry.slice(0, index)] = entry.slice(index + 1);
+  }
+  return mapping;
+}
+
+/** `--lr-scale stem..stage3=0.1` → { target, scale }. */
+function parseLearningRateScale(entry: string): { target: string; scale: number } {
+  const index = entry.lastIndexOf('=');
+  const scale = Number(entry.slice(index + 1));
+  if (index <= 0 || !Number.isFinite(scale) || scale <= 0) throw new UsageError(`--lr-scale expects TARGET=X with X > 0, found '${entry}'`);
+  return { target: entry.slice(0, index), scale };
+}
+
+interface WeightMapFlags {
+  map: string[];
+  mapFile?: string;
+}
+
+function weightMapOptions(command: Command): Command {
+  return command
+    .option('--map <ours=theirs>', "rename weights: our name (or prefix ending in '.') = the file's (repeatable)", collect, [])
+    .option('--map-file <file.json>', 'rename weights: a JSON object { "our name": "file name" }');
+}
+
+function weightNames(flags: WeightMapFlags): { weightNames?: { mapping?: Record<string, string>; mappingFile?: string } } {
+  const mapping = parseWeightMap(flags.map);
+  if (Object.keys(mapping).length === 0 && flags.mapFile === undefined) return {};
+  return { weightNames: { ...(Object.keys(mapping).length > 0 ? { mapping } : {}), ...(flags.mapFile !== undefined ? { mappingFile: flags.mapFile } : {}) } };
+}
+
 interface SpecFlags {
   param: string[];
   inputShape: string[];
@@ -129,7 +168,7 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
   ).action(
     async (
       file: string,
-      flags: SpecFlags & { target: 'onnx' | 'tfjs'; out: string; weights?: string; passes?: string; disablePass: string[]; printAfter: string[]; timePasses?: boolean; verbose?: boolean; opset?: number; quantizeBytes?: '1' | '2' },
+      flags: SpecFlags & WeightMapFlags & { target: 'onnx' | 'tfjs'; out: string; weights?: string; passes?: string; disablePass: string[]; printAfter: string[]; timePasses?: boolean; verbose?: boolean; opset?: number; quantizeBytes?: '1' | '2' },
     ) => {
       const { runCompile, DEFAULT_INFERENCE_PASSES } = await import('./commands/compile.js');
       setStatus(
@@ -144,6 +183,7 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
             timePasses: Boolean(flags.timePasses),
             verbose: Boolean(flags.verbose),
             ...(flags.weights ? { weights: flags.weights } : {}),
+            ...weightNames(flags),
             ...(flags.opset !== undefined ? { opset: flags.opset } : {}),
             ...(flags.quantizeBytes ? { quantizeBytes: Number(flags.quantizeBytes) as 1 | 2 } : {}),
             elaborate: elaborateOptions(flags),
@@ -178,8 +218,9 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
       .option('--seed <n>', 'random seed', (v) => Number(v))
       .option('--weights <file>', 'initial weights (partial loading: missing tensors keep their initial values)')
       .option('--resume', 'continue from <out>/checkpoint.safetensors')
+      .option('--lr-scale <target=x>', 'learning-rate multiplier of a layer group: name, scope, range a..b or glob (repeatable)', collect, [])
       .addOption(backendOption()),
-  ).action(async (file: string, flags: SpecFlags & { out: string; data?: string; epochs?: number; batch?: number; lr?: number; seed?: number; weights?: string; resume?: boolean; backend: 'auto' }) => {
+  ).action(async (file: string, flags: SpecFlags & WeightMapFlags & { lrScale: string[]; out: string; data?: string; epochs?: number; batch?: number; lr?: number; seed?: number; weights?: string; resume?: boolean; backend: 'auto' }) => {
     const { runTrain } = await import('./commands/train.js');
     setStatus(
       await runTrain(
@@ -194,6 +235,8 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
           ...(flags.lr ? { lr: flags.lr } : {}),
           ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
           ...(flags.weights ? { weights: flags.weights } : {}),
+          ...weightNames(flags),
+          ...(flags.lrScale.length > 0 ? { learningRateScales: flags.lrScale.map(parseLearningRateScale) } : {}),
           elaborate: elaborateOptions(flags),
         },
         output,
@@ -210,9 +253,9 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
       .option('--data <path>', 'data (default: the spec’s)')
       .option('--json', 'print JSON')
       .addOption(backendOption()),
-  ).action(async (file: string, flags: SpecFlags & { weights: string; data?: string; json?: boolean; backend: 'auto' }) => {
+  ).action(async (file: string, flags: SpecFlags & WeightMapFlags & { weights: string; data?: string; json?: boolean; backend: 'auto' }) => {
     const { runEval } = await import('./commands/eval.js');
-    setStatus(await runEval(file, { weights: flags.weights, backend: flags.backend, json: Boolean(flags.json), ...(flags.data ? { data: flags.data } : {}), elaborate: elaborateOptions(flags) }, output));
+    setStatus(await runEval(file, { weights: flags.weights, ...weightNames(flags), backend: flags.backend, json: Boolean(flags.json), ...(flags.data ? { data: flags.data } : {}), elaborate: elaborateOptions(flags) }, output));
   });
 
   specOptions(
@@ -226,16 +269,31 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
       .addOption(new Option('--engine <engine>', 'engine for a spec').choices(['tfjs', 'ort']).default('tfjs'))
       .option('--top <k>', 'classes to print', positiveInteger('--top'), 5)
       .addOption(backendOption()),
-  ).action(async (model: string, flags: SpecFlags & { input: string; output?: string; weights?: string; engine: 'tfjs' | 'ort'; top: number; backend: 'auto' }) => {
+  ).action(async (model: string, flags: SpecFlags & WeightMapFlags & { input: string; output?: string; weights?: string; engine: 'tfjs' | 'ort'; top: number; backend: 'auto' }) => {
     const { runRun } = await import('./commands/run.js');
     setStatus(
       await runRun(
         model,
-        { input: flags.input, engine: flags.engine, backend: flags.backend, top: flags.top, ...(flags.output ? { output: flags.output } : {}), ...(flags.weights ? { weights: flags.weights } : {}), elaborate: elaborateOptions(flags) },
+        { input: flags.input, engine: flags.engine, backend: flags.backend, top: flags.top, ...(flags.output ? { output: flags.output } : {}), ...(flags.weights ? { weights: flags.weights } : {}), ...weightNames(flags), elaborate: elaborateOptions(flags) },
         output,
       ),
     );
   });
+
+  program
+    .command('import')
+    .description('ONNX model → a spec (DIR/<Model>.cnn) and its weights (DIR/<Model>.safetensors)')
+    .argument('<model>', 'ONNX file')
+    .requiredOption('-o, --out <dir>', 'output directory')
+    .option('--name <name>', 'model name (default: the ONNX graph’s name, else the file name)')
+    .option('--flat', 'one statement per layer: do not fold repeated structure into blocks')
+    .action(async (file: string, flags: { out: string; name?: string; flat?: boolean }) => {
+      const { runImport } = await import('./commands/import.js');
+      setStatus(await runImport(file, { out: flags.out, flat: Boolean(flags.flat), ...(flags.name !== undefined ? { name: flags.name } : {}) }, output));
+    });
+
+  // Weights files name tensors their own way: every command that reads one takes the same name mapping.
+  for (const command of program.commands) if (['compile', 'train', 'eval', 'run'].includes(command.name())) weightMapOptions(command);
 
   registerQuantizeCommand(program, { output, setStatus, specOptions, elaborateOptions, backendOption });
   registerPruneCommand(program, { output, setStatus, specOptions, elaborateOptions, backendOption });

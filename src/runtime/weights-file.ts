@@ -2,13 +2,25 @@
  * `--weights FILE`: weights for a graph from a convspec checkpoint, a plain safetensors file, or an ONNX file's
  * initializers. The format is recognised by content, not by extension.
  *
- * Tensors are matched to the graph's parameters by name and shape, then through an optional explicit name
- * mapping (`{ "backbone.conv1.weight": "conv1.weight" }`, ours → theirs). Every unmatched or mismatched tensor is
- * a diagnostic naming it, the expected shape and the found shape. With `partial`, parameters the file lacks keep
- * their initial values (transfer learning loads a backbone only) and are reported as notes instead of errors.
+ * Tensors are matched to the graph's parameters by name and shape, through an optional explicit name mapping,
+ * ours → theirs (`--map ours=theirs`, `--map-file FILE.json`):
+ *   - `"backbone.conv1.weight": "conv1.weight"`  one tensor;
+ *   - `"backbone.": "features."`  a prefix (keys ending in '.'; the longest matching prefix wins); the value may be
+ *     empty (`"backbone.": ""` strips the prefix) and the key may be empty (`"": "model."` prepends to every name).
+ * Exact entries win over prefixes; a `--map` entry over the same key of the file.
+ *
+ * Every unmatched or mismatched tensor is a diagnostic naming it, with the expected and the found shape:
+ *   - a parameter the file lacks: CNN8002, an error, or with `partial` a note (it keeps its initial value: transfer
+ *     learning loads a backbone and trains a new head);
+ *   - a tensor whose shape differs: CNN8003, an error also with `partial` (a same-named layer of another size is
+ *     most likely a mistake; rename the layer or map the name away);
+ *   - a tensor no parameter asks for: CNN8004, a warning;
+ *   - with `partial`, a file none of whose tensors fits: CNN8001 (almost surely the wrong file or a missing map).
+ * A file that cannot be read (missing, empty, truncated, not safetensors/ONNX, a dtype other than float32, random
+ * bytes) is CNN8001 with the reason; nothing here throws on bad input.
  */
 import * as fs from 'node:fs';
-import { DiagnosticBag, type Diagnostic } from '../diagnostics.js';
+import { diagnostic, DiagnosticBag, type Diagnostic } from '../diagnostics.js';
 import type { Graph } from '../ir/graph.js';
 import { graphParameters } from '../ir/params.js';
 import { initializeWeights, type WeightTensor } from '../ir/weights.js';
@@ -20,8 +32,13 @@ export interface LoadWeightsOptions {
   readonly partial?: boolean;
   /** Our parameter name → the file's tensor name (or a prefix mapping `ours.` → `theirs.`). */
   readonly mapping?: Readonly<Record<string, string>>;
+  /** A JSON file holding more of the mapping (`mapping` wins on the same key). */
+  readonly mappingFile?: string;
   readonly seed?: number;
 }
+
+/** The name-mapping part of the options, as the CLI's `--map` and `--map-file` give it. */
+export type WeightNameMapping = Pick<LoadWeightsOptions, 'mapping' | 'mappingFile'>;
 
 export interface LoadedWeights {
   readonly weights: Map<string, WeightTensor> | undefined;
@@ -63,26 +80,68 @@ export function readTensorFile(path: string): { tensors: Map<string, WeightTenso
     throw new Error('neither a safetensors/convspec checkpoint nor an ONNX model');
   }
   const tensors = new Map<string, WeightTensor>();
+  const otherTypes = new Set<string>();
   for (const initializer of model.graph.initializer ?? []) {
-    const array = tensorProtoToArray(initializer, path);
-    if (array.dataType !== 'float32' && array.dataType !== 'float64') continue;
+    let array;
+    try {
+      array = tensorProtoToArray(initializer, path);
+    } catch (error) {
+      throw new Error(`initializer '${initializer.name ?? ''}': ${(error as Error).message.replace(`${path}: `, '')}`);
+    }
+    if (array.dataType !== 'float32' && array.dataType !== 'float64') {
+      otherTypes.add(array.dataType);
+      continue;
+    }
     tensors.set(array.name, { shape: array.dims.map(Number), data: Float32Array.from(array.data as ArrayLike<number>) });
   }
-  if (tensors.size === 0) throw new Error('the ONNX model has no float initializers');
+  if (tensors.size === 0) {
+    const unsupported = (model.graph.initializer ?? []).length > 0 && otherTypes.size === 0 ? ' (their element types are not ones convspec reads)' : '';
+    throw new Error(`the ONNX model has no float32 initializers${otherTypes.size > 0 ? ` (only ${[...otherTypes].join(', ')})` : unsupported}`);
+  }
   return { tensors, format: 'onnx' };
 }
 
-function mapName(ours: string, mapping: Readonly<Record<string, string>> | undefined): string {
+/** The file's name for our parameter `ours` (see the module header for the mapping's forms). */
+export function mapName(ours: string, mapping: Readonly<Record<string, string>> | undefined): string {
   if (!mapping) return ours;
-  if (mapping[ours]) return mapping[ours]!;
-  for (const [from, to] of Object.entries(mapping)) {
-    if (from.endsWith('.') && ours.startsWith(from)) return to + ours.slice(from.length);
+  if (Object.prototype.hasOwnProperty.call(mapping, ours)) return mapping[ours]!;
+  let best: string | undefined;
+  for (const from of Object.keys(mapping)) {
+    if ((from === '' || from.endsWith('.')) && ours.startsWith(from) && (best === undefined || from.length > best.length)) best = from;
   }
-  return ours;
+  return best === undefined ? ours : mapping[best]! + ours.slice(best.length);
+}
+
+/** Reads a name mapping from a JSON file: one object of strings, ours → theirs. Throws `Error` with the reason. */
+export function readMappingFile(path: string): Record<string, string> {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error((error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`not JSON (${(error as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('expected a JSON object { "our name": "their name", … }');
+  for (const [key, name] of Object.entries(value)) if (typeof name !== 'string') throw new Error(`the value of '${key}' is not a string`);
+  return value as Record<string, string>;
 }
 
 export function loadWeightsFile(path: string, graph: Graph, options: LoadWeightsOptions = {}): LoadedWeights {
   const bag = new DiagnosticBag();
+  let mapping = options.mapping;
+  if (options.mappingFile !== undefined) {
+    try {
+      mapping = { ...readMappingFile(options.mappingFile), ...(options.mapping ?? {}) };
+    } catch (error) {
+      bag.add('cannotReadFile', undefined, [options.mappingFile, `the weights name mapping: ${(error as Error).message}`]);
+      return { weights: undefined, diagnostics: bag.items, loaded: [], format: undefined };
+    }
+  }
   let file: ReturnType<typeof readTensorFile>;
   try {
     file = readTensorFile(path);
@@ -93,25 +152,33 @@ export function loadWeightsFile(path: string, graph: Graph, options: LoadWeights
   const weights = initializeWeights(graph, options.seed ?? 0);
   const loaded: string[] = [];
   const used = new Set<string>();
-  for (const param of graphParameters(graph.nodes)) {
-    const theirs = mapName(param.name, options.mapping);
+  const parameters = graphParameters(graph.nodes);
+  const missing: Diagnostic[] = [];
+  for (const param of parameters) {
+    const theirs = mapName(param.name, mapping);
     const tensor = file.tensors.get(theirs);
     if (!tensor) {
-      if (options.partial) continue;
-      bag.add('weightMissing', undefined, [param.name, shapeText(param.shape)], theirs !== param.name ? `looked for '${theirs}'` : undefined);
+      const looked = theirs !== param.name ? `looked for '${theirs}'` : undefined;
+      const item = diagnostic('weightMissing', undefined, [param.name, shapeText(param.shape)], options.partial ? [looked, 'it keeps its initial value'].filter((t) => t).join('; ') : looked);
+      missing.push(options.partial ? { ...item, severity: 'note' } : item);
       continue;
     }
     used.add(theirs);
     const sameShape = tensor.shape.length === param.shape.length && tensor.shape.every((d, i) => d === param.shape[i]);
     if (!sameShape) {
-      bag.add('weightShape', undefined, [param.name, shapeText(param.shape), shapeText(tensor.shape)]);
+      const hint = theirs !== param.name ? `read from '${theirs}'` : options.partial ? 'a layer of another size needs another name (or --map it to another tensor)' : undefined;
+      bag.add('weightShape', undefined, [param.name, shapeText(param.shape), shapeText(tensor.shape)], hint);
       continue;
     }
     weights.set(param.name, { shape: param.shape, data: Float32Array.from(tensor.data) });
     loaded.push(param.name);
   }
-  if (!options.partial) {
-    for (const [name, tensor] of file.tensors) if (!used.has(name)) bag.add('weightUnused', undefined, [name, shapeText(tensor.shape)]);
+  bag.push(...missing);
+  for (const [name, tensor] of file.tensors) if (!used.has(name)) bag.add('weightUnused', undefined, [name, shapeText(tensor.shape)]);
+  if (options.partial && loaded.length === 0 && parameters.length > 0 && !bag.hasErrors) {
+    const theirs = [...file.tensors.keys()].slice(0, 3).map((n) => `'${n}'`).join(', ');
+    const ours = parameters.slice(0, 3).map((p) => `'${mapName(p.name, mapping)}'`).join(', ');
+    bag.add('weightsUnreadable', undefined, [path, `none of its ${file.tensors.size} tensors fits a parameter of ${graph.name} (it holds ${theirs}…; ${graph.name} looks for ${ours}…)`], 'map the names with --map ours.=theirs. or --map-file FILE.json');
   }
   return { weights: bag.hasErrors ? undefined : weights, diagnostics: bag.items, loaded, format: file.format };
 }

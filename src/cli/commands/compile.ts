@@ -16,7 +16,7 @@ import { initializeWeights, type Weights } from '../../ir/weights.js';
 import { resolvePassList, runPasses } from '../../passes/manager.js';
 import '../../passes/index.js';
 import { writeFileAtomic } from '../../runtime/data/atomic-write.js';
-import { loadWeightsFile } from '../../runtime/weights-file.js';
+import { loadWeightsFile, type WeightNameMapping } from '../../runtime/weights-file.js';
 import { countSummary, EXIT, printDiagnostics, type Output } from '../output.js';
 
 /** Passes an inference export runs unless `--passes` says otherwise. */
@@ -30,6 +30,8 @@ export interface CompileOptions {
   readonly printAfter: readonly string[];
   readonly timePasses: boolean;
   readonly weights?: string;
+  /** `--map` / `--map-file`: how the weights file names our parameters. */
+  readonly weightNames?: WeightNameMapping;
   readonly opset?: number;
   readonly quantizeBytes?: 1 | 2;
   readonly verbose?: boolean;
@@ -65,7 +67,7 @@ export function specHash(file: string): string | undefined {
 /** Check + weights + passes: the prepared graph every exporter starts from. */
 export function prepareGraph(
   file: string,
-  options: Pick<CompileOptions, 'passes' | 'disablePass' | 'printAfter' | 'timePasses' | 'weights' | 'elaborate'>,
+  options: Pick<CompileOptions, 'passes' | 'disablePass' | 'printAfter' | 'timePasses' | 'weights' | 'weightNames' | 'elaborate'>,
   output: Output,
 ): { graph: Graph; weights: Weights; diagnostics: Diagnostic[] } | undefined {
   const checked = checkSpec(file, options.elaborate);
@@ -78,7 +80,7 @@ export function prepareGraph(
   printDiagnostics(output, checked.diagnostics, checked.sources, 'text');
   let weights: Weights;
   if (options.weights) {
-    const loaded = loadWeightsFile(options.weights, checked.graph);
+    const loaded = loadWeightsFile(options.weights, checked.graph, options.weightNames);
     printDiagnostics(output, loaded.diagnostics, checked.sources, 'text');
     if (!loaded.weights) {
       output.err(`✗ ${options.weights}: ${countSummary(loaded.diagnostics)}`);

@@ -3,11 +3,14 @@
  * than five classes) on the test split.
  */
 import type { ElaborateOptions } from '../../elaborate/elaborate.js';
+import type { WeightNameMapping } from '../../runtime/weights-file.js';
 import { EXIT, type Output } from '../output.js';
 import { CommandFailure, loadDataFor, loadGraph, loadWeightsFor } from '../session.js';
 
 export interface EvalCommandOptions {
   readonly weights: string;
+  /** `--map` / `--map-file`: how the weights file names our parameters. */
+  readonly weightNames?: WeightNameMapping;
   readonly data?: string;
   readonly backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   readonly json: boolean;
@@ -17,7 +20,7 @@ export interface EvalCommandOptions {
 export async function runEval(file: string, options: EvalCommandOptions, output: Output): Promise<number> {
   try {
     const graph = loadGraph(file, options.elaborate, output);
-    const weights = loadWeightsFor(graph, options.weights, output, { required: true });
+    const weights = loadWeightsFor(graph, options.weights, output, { required: true, ...options.weightNames });
     const test = loadDataFor(graph, options.data, 'test', output);
     const { createEngine, evaluate } = await import('../../runtime/tfjs/index.js');
     const engine = await createEngine(graph, weights, { backend: options.backend });

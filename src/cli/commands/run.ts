@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import type { ElaborateOptions } from '../../elaborate/elaborate.js';
 import type { Graph } from '../../ir/graph.js';
+import type { WeightNameMapping } from '../../runtime/weights-file.js';
 import { DataError } from '../../runtime/data/data-error.js';
 import { readNpyFile, writeFloat32Npy } from '../../runtime/data/npy.js';
 import { decodePng, resizePlanar, rgbaToPlanar } from '../../runtime/data/png-folder.js';
@@ -20,6 +21,8 @@ export interface RunCommandOptions {
   readonly input: string;
   readonly output?: string;
   readonly weights?: string;
+  /** `--map` / `--map-file`: how the weights file names our parameters. */
+  readonly weightNames?: WeightNameMapping;
   readonly engine: 'tfjs' | 'ort';
   readonly backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   readonly top: number;
@@ -76,7 +79,7 @@ export async function runRun(target: string, options: RunCommandOptions, output:
       let graph: Graph | undefined;
       if (!isOnnx) {
         graph = loadGraph(target, options.elaborate, output);
-        const weights = loadWeightsFor(graph, options.weights, output);
+        const weights = loadWeightsFor(graph, options.weights, output, { ...options.weightNames });
         const { emitOnnx } = await import('../../codegen/onnx.js');
         const emitted = emitOnnx(graph, weights);
         if (emitted.bytes.length === 0) {
@@ -93,7 +96,7 @@ export async function runRun(target: string, options: RunCommandOptions, output:
       await engine.dispose();
     } else {
       const graph = loadGraph(target, options.elaborate, output);
-      const weights = loadWeightsFor(graph, options.weights, output);
+      const weights = loadWeightsFor(graph, options.weights, output, { ...options.weightNames });
       if (!options.weights) output.err('note: no --weights given: running with initialised weights');
       const { createEngine } = await import('../../runtime/tfjs/index.js');
       const engine = await createEngine(graph, weights, { backend: options.backend });

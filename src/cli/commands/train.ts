@@ -13,6 +13,7 @@ import cliProgress from 'cli-progress';
 import type { ElaborateOptions } from '../../elaborate/elaborate.js';
 import { writeFileAtomic } from '../../runtime/data/atomic-write.js';
 import { readCheckpoint, writeWeightsFile, CheckpointError, type TrainingCheckpoint } from '../../runtime/checkpoint.js';
+import type { WeightNameMapping } from '../../runtime/weights-file.js';
 import { EXIT, UsageError, type Output } from '../output.js';
 import { CommandFailure, loadDataFor, loadGraph, loadWeightsFor } from '../session.js';
 
@@ -25,7 +26,11 @@ export interface TrainCommandOptions {
   readonly seed?: number;
   readonly backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   readonly weights?: string;
+  /** `--map` / `--map-file`: how the weights file names our parameters. */
+  readonly weightNames?: WeightNameMapping;
   readonly resume: boolean;
+  /** `--lr-scale TARGET=X`: learning-rate multipliers of layer groups (after the spec's `unfreeze` steps). */
+  readonly learningRateScales?: readonly { readonly target: string; readonly scale: number }[];
   readonly elaborate: ElaborateOptions;
 }
 
@@ -62,7 +67,7 @@ export async function runTrain(file: string, options: TrainCommandOptions, outpu
 
     const train = loadDataFor(graph, options.data, 'train', output);
     const test = loadDataFor(graph, options.data, 'test', output);
-    const weights = loadWeightsFor(graph, options.weights, output, { partial: true, seed: options.seed ?? settings.seed ?? 0 });
+    const weights = loadWeightsFor(graph, options.weights, output, { partial: true, seed: options.seed ?? settings.seed ?? 0, ...options.weightNames });
     const engine = await createEngine(graph, weights, { backend: options.backend, seed: options.seed ?? settings.seed ?? 0 });
     output.err(`backend: ${engine.backend.name}${engine.backend.reasons.length ? ` (${engine.backend.reasons.join('; ')})` : ''}`);
 
@@ -94,6 +99,7 @@ export async function runTrain(file: string, options: TrainCommandOptions, outpu
           batchSize,
           ...(optimizer ? { optimizer } : {}),
           ...(options.seed !== undefined ? { seed: options.seed } : {}),
+          ...(options.learningRateScales ? { learningRateScales: options.learningRateScales } : {}),
           validation: test,
           checkpoint: { path: checkpointPath },
           ...(resume ? { resume } : {}),

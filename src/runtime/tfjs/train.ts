@@ -18,6 +18,12 @@
  * batch), learning rates from the step number; a checkpoint written at the end of an epoch holds weights,
  * optimizer state, step and history, so a resumed run produces the same weights as an uninterrupted one.
  *
+ * Fine-tuning (./layer-groups.ts): `unfreeze` steps let frozen layers join training after some epochs, and
+ * learning-rate scales give layer groups their own rate: the parameters of a group with scale σ are updated at
+ * σ·η (one optimizer per distinct scale, so Adam's moments and SGD's momentum stay per parameter as before, and
+ * AdamW's decoupled decay scales with the group's rate, as in PyTorch's parameter groups). Frozen parameters that
+ * have not started training are not variables of the tape and stay bit-identical.
+ *
  * Early stopping watches the validation loss (the training loss without validation data): an epoch improves
  * when its loss is below the best by more than `minDelta`; after `patience` epochs without improvement training
  * stops, and with `restoreBest` the best weights are put back.
@@ -28,10 +34,12 @@ import type { WeightTensor } from '../../ir/weights.js';
 import { deriveSeed } from '../../random.js';
 import { graphFingerprint, writeCheckpoint, type JsonValue, type TrainingCheckpoint } from '../checkpoint.js';
 import { countBatches, iterateBatches, sampleSize, type AugmentationOptions, type Dataset } from '../data/dataset.js';
-import { EngineError, toInternal, type BatchStatistics, type TfjsEngine } from './engine.js';
+import { EngineError, toInternal, type BatchStatistics, type EngineParameter, type TfjsEngine } from './engine.js';
 import { computeLoss, countCorrect, lossTargets, type LossKind, type LossOptions } from './losses.js';
 import { Optimizer, type OptimizerOptions } from './optimizers.js';
 import { learningRateAt, type ScheduleOptions, type WarmupOptions } from './schedules.js';
+import { planLayerGroups, readUnfreezeSetting, type LearningRateScale, type UnfreezeStep } from './layer-groups.js';
+import type { SettingValue } from '../../ir/graph.js';
 
 /** Training that cannot start or go on as asked (bad options, a checkpoint of another model…). */
 export class TrainingError extends Error {
@@ -88,6 +96,13 @@ export interface TrainOptions {
   readonly output?: string;
   /** Stops after the current batch when aborted. */
   readonly signal?: AbortSignal;
+  /**
+   * Frozen layers that start training after some epochs: steps, or the spec's `unfreeze` setting as written
+   * (`[[3, "stage4"], [5, "stage3", 0.1]]`, see ./layer-groups.ts).
+   */
+  readonly unfreeze?: readonly UnfreezeStep[] | SettingValue;
+  /** Learning-rate multipliers of layer groups (discriminative learning rates); later entries win. */
+  readonly learningRateScales?: readonly LearningRateScale[];
 }
 
 export interface BatchProgress {
@@ -210,10 +225,11 @@ function asLogits(output: tf.Tensor): tf.Tensor2D {
   return tf.reshape(output, [output.shape[0]!, output.shape[output.rank - 1]!]);
 }
 
-function regularizationLoss(engine: TfjsEngine): tf.Scalar | undefined {
+/** Regularisers of the layers being trained (`training`: their names). */
+function regularizationLoss(engine: TfjsEngine, training: ReadonlySet<string>): tf.Scalar | undefined {
   const terms: tf.Tensor[] = [];
   for (const node of engine.graph.nodes) {
-    if (node.frozen || node.regularizers.length === 0) continue;
+    if (!training.has(node.name) || node.regularizers.length === 0) continue;
     const weight = engine.parameter(node.name, 'weight');
     if (!weight) continue;
     for (const regularizer of node.regularizers) {
@@ -226,10 +242,10 @@ function regularizationLoss(engine: TfjsEngine): tf.Scalar | undefined {
 }
 
 /** Max-norm constraints, per output unit: every axis but the output-channel axis of the tfjs layout. */
-function applyMaxNorm(engine: TfjsEngine): void {
+function applyMaxNorm(engine: TfjsEngine, training: ReadonlySet<string>): void {
   tf.tidy(() => {
     for (const node of engine.graph.nodes) {
-      if (node.frozen) continue;
+      if (!training.has(node.name)) continue;
       const limit = node.regularizers.find((r) => r.kind === 'max_norm');
       if (!limit || limit.kind !== 'max_norm') continue;
       const weight = engine.parameter(node.name, 'weight');
@@ -324,9 +340,23 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
   }
   const seed = options.seed ?? resume?.metadata.seed ?? engine.seed;
   const optimizerOptions: OptimizerOptions = options.optimizer ?? { kind: 'adam', learningRate: 1e-3 };
-  const trainable = engine.trainableParameters();
-  const optimizer = new Optimizer(optimizerOptions, trainable);
-  const variables = trainable.map((p) => p.variable);
+  // Layer groups: frozen parameters scheduled to start training, and learning-rate scales.
+  const unfreeze = readUnfreezeSetting(options.unfreeze);
+  const { plan, problems } = planLayerGroups(engine.graph, unfreeze.steps, options.learningRateScales ?? []);
+  if (unfreeze.problems.length + problems.length > 0) throw new TrainingError([...unfreeze.problems, ...problems].join('; '));
+  const startEpochOf = (p: EngineParameter) => (p.trainable ? 0 : (plan.startEpoch.get(p.node.name) ?? Number.POSITIVE_INFINITY));
+  const optimized = [...engine.parameters.values()].filter((p) => p.spec.learnable && Number.isFinite(startEpochOf(p)));
+  // One optimizer per learning-rate scale; the first (scale 1 when any parameter has it) reports the step.
+  const byScale = new Map<number, EngineParameter[]>([[1, []]]);
+  for (const p of optimized) {
+    const scale = plan.scale.get(p.node.name) ?? 1;
+    byScale.set(scale, [...(byScale.get(scale) ?? []), p]);
+  }
+  if (byScale.get(1)!.length === 0 && byScale.size > 1) byScale.delete(1);
+  const optimizers = [...byScale].map(([scale, parameters]) => ({ scale, optimizer: new Optimizer(optimizerOptions, parameters) }));
+  const optimizer = optimizers[0]!.optimizer;
+  /** Parameters whose tfjs variable this run made trainable (frozen ones that started training): reset at the end. */
+  const thawed: EngineParameter[] = [];
   const history: EpochSummary[] = [];
   const state: TrainerState = { bestLoss: Number.POSITIVE_INFINITY, bestEpoch: 0, wait: 0 };
   let bestWeights: Map<string, WeightTensor> | undefined;
@@ -346,7 +376,7 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
         if (error instanceof EngineError) throw new TrainingError(`the checkpoint's weights do not fit: ${error.message}`);
         throw error;
       }
-      optimizer.setState(resume.optimizerState, resume.metadata.step);
+      for (const { optimizer: each } of optimizers) each.setState(resume.optimizerState, resume.metadata.step);
       history.push(...(resume.metadata.history as unknown as EpochSummary[]));
       startEpoch = resume.metadata.epoch;
       const trainer = resume.metadata.trainer;
@@ -363,6 +393,16 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
 
     for (let epochIndex = startEpoch; epochIndex < options.epochs && stopReason === 'completed'; epochIndex++) {
       const epochStart = performance.now();
+      // The parameters trained this epoch: the trainable ones, and frozen ones whose unfreeze epoch has come.
+      const active = optimized.filter((p) => startEpochOf(p) <= epochIndex);
+      for (const p of active) {
+        if (!p.variable.trainable) {
+          p.variable.trainable = true;
+          thawed.push(p);
+        }
+      }
+      const variables = active.map((p) => p.variable);
+      const training = new Set(active.map((p) => p.node.name));
       let lossSum = 0;
       let correct = 0;
       let seen = 0;
@@ -395,7 +435,7 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
             const dataLoss = computeLoss(z, targets, loss);
             keptLogits = tf.keep(tf.clone(z));
             keptLoss = tf.keep(tf.clone(dataLoss));
-            const regularization = regularizationLoss(engine);
+            const regularization = regularizationLoss(engine, training);
             return regularization ? tf.add(dataLoss, regularization) : dataLoss;
           };
           let gradients = new Map<string, tf.Tensor>();
@@ -411,14 +451,17 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
         const [lossData, logits] = await readAndDispose(step.loss, step.logits);
         const lossValue = lossData[0]!;
         // a non-finite loss stops training before its gradients touch the weights
-        if (Number.isFinite(lossValue) && gradientNames.length > 0) optimizer.apply(new Map(gradientNames.map((name, i) => [name, step.gradients[i]!])), learningRate);
+        if (Number.isFinite(lossValue) && gradientNames.length > 0) {
+          const gradients = new Map(gradientNames.map((name, i) => [name, step.gradients[i]!]));
+          for (const { scale, optimizer: each } of optimizers) each.apply(gradients, learningRate * scale);
+        }
         tf.dispose(step.gradients);
         if (!Number.isFinite(lossValue)) {
           for (const s of statistics) tf.dispose([s.mean, s.variance]);
           stopReason = 'non-finite-loss';
           break;
         }
-        applyMaxNorm(engine);
+        applyMaxNorm(engine, training);
         engine.updateRunningStatistics(statistics);
         for (const s of statistics) tf.dispose([s.mean, s.variance]);
         const counted = countCorrect(logits, batch.y, wiring.classes, topK);
@@ -476,7 +519,7 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
       if (options.checkpoint && (summary.epoch % every === 0 || last)) {
         writeCheckpoint(options.checkpoint.path, {
           weights: await engine.getWeights(),
-          optimizerState: await optimizer.getState(),
+          optimizerState: await optimizerState(),
           ...(bestWeights ? { bestWeights } : {}),
           metadata: {
             epoch: summary.epoch,
@@ -503,7 +546,15 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
       ...(options.earlyStopping && Number.isFinite(state.bestLoss) ? { bestEpoch: state.bestEpoch, bestLoss: state.bestLoss } : {}),
     };
   } finally {
-    optimizer.dispose();
+    for (const { optimizer: each } of optimizers) each.dispose();
+    for (const p of thawed) p.variable.trainable = false;
+  }
+
+  /** The state of every optimizer, in one map (their parameters are disjoint). */
+  async function optimizerState(): Promise<Map<string, WeightTensor>> {
+    const state = new Map<string, WeightTensor>();
+    for (const { optimizer: each } of optimizers) for (const [name, tensor] of await each.getState()) state.set(name, tensor);
+    return state;
   }
 }
 

@@ -14,8 +14,9 @@
  *   early_stopping: 5 (patience) | early_stopping(patience: 5, min_delta: 1e-3, restore: true)
  *   metrics: [accuracy, top5]
  *   augment: [flip, crop(4)]   (horizontal flip; random crop with that padding)
- *   data, validation (fraction held out), classes, normalize, unfreeze: returned for the caller (data loading and
- *         fine-tuning are the CLI's business), unchanged.
+ *   data, validation (fraction held out), classes, normalize: returned for the caller (data loading is the CLI's
+ *         business), unchanged.
+ *   unfreeze: [[3, "stage4"], [5, "stage3", 0.1]] returned as written; `trainModel` reads it (./layer-groups.ts).
  * Anything else, or a value of the wrong kind, is reported in `problems` (one line each) and otherwise ignored.
  */
 import type { SettingValue } from '../../ir/graph.js';
