@@ -1102,7 +1102,8 @@ function padText(pad: PadChoice, kernel: readonly number[]): string {
   return `[${pad.pairs.map(([b, e], i) => `[${Math.min(b, kernel[i]! - 1)}, ${Math.min(e, kernel[i]! - 1)}]`).join(', ')}]`;
 }
 
-function layerText(layer: LayerChoice): string {
+/** On symbolic sizes ceil mode is refused where it is ambiguous (src/elaborate/ops.ts), so stacks use floor mode there. */
+function layerText(layer: LayerChoice, symbolic = false): string {
   switch (layer.kind) {
     case 'conv':
       return `conv(${layer.filters}, ${list(layer.kernel)}, stride: ${list(layer.stride)}, dilation: ${list(layer.dilation)}, groups: ${layer.groups}, pad: ${padText(layer.pad, layer.kernel.map((k, i) => layer.dilation[i]! * (k - 1) + 1))}, bias: ${layer.bias})`;
@@ -1113,7 +1114,7 @@ function layerText(layer: LayerChoice): string {
       return `deconv(${layer.filters}, ${list(layer.kernel)}, stride: ${list(layer.stride)}, dilation: ${list(layer.dilation)}, groups: ${layer.groups}, pad: [${layer.pairs.map(([b, e]) => `[${b}, ${e}]`).join(', ')}], output_padding: ${list(outputPadding)})`;
     }
     case 'pool':
-      return `${layer.op}(${list(layer.kernel)}, stride: ${list(layer.stride)}, pad: ${padText(layer.pad, layer.kernel)}, ceil: ${layer.ceil}${layer.op === 'avgpool' ? `, count_include_pad: ${layer.countIncludePad}` : ''})`;
+      return `${layer.op}(${list(layer.kernel)}, stride: ${list(layer.stride)}, pad: ${padText(layer.pad, layer.kernel)}, ceil: ${layer.ceil && !symbolic}${layer.op === 'avgpool' ? `, count_include_pad: ${layer.countIncludePad}` : ''})`;
   }
 }
 
@@ -1122,7 +1123,7 @@ const SIZE_SYMBOLS = ['D', 'H', 'W'];
 function stackSpec(stack: StackChoice): { text: string; concrete: Record<string, number[]> } {
   const symbols = SIZE_SYMBOLS.slice(3 - stack.rank);
   const dims = ['N', String(stack.channels), ...stack.sizes.map((size, i) => (stack.symbolic ? symbols[i]! : String(size)))];
-  const text = `model Stack {\n  input x: f32[${dims.join(', ')}]\n  y = x -> ${stack.layers.map(layerText).join(' -> ')}\n  output y\n}\n`;
+  const text = `model Stack {\n  input x: f32[${dims.join(', ')}]\n  y = x -> ${stack.layers.map((layer) => layerText(layer, stack.symbolic)).join(' -> ')}\n  output y\n}\n`;
   return { text, concrete: { x: [2, stack.channels, ...stack.sizes] } };
 }
 
