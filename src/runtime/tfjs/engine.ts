@@ -16,6 +16,12 @@
  *   are not checked, since the IR's symbolic ceil-mode pooling formula omits the concrete rule's correction.)
  * - Parameters of frozen nodes and BN running statistics are non-trainable variables; the trainer
  *   (./train.ts) differentiates only the trainable ones.
+ * - Inference (training false, no gradient tape) runs each chain conv [→ batch norm] [→ ReLU/ReLU6] whose links
+ *   nothing else reads as one fused convolution (`fusedConvolution` in ./ops.ts), with the batch norm folded
+ *   into the conv: W' = W·s, b' = b·s + t, s = γ/√(σ² + ε), t = β − μ·s. The folded filter and bias are kept
+ *   per conv and made again when any of the six variables they come from has been assigned since (a variable's
+ *   data id changes on every assignment), so they cost one pass over the weights after each change and a
+ *   second copy of those weights in memory. A fused chain is checked against the IR shape of its last node.
  *
  * TensorFlow.js has one active backend per process. An engine remembers its backend and switches back to it
  * before it runs (a synchronous switch once the backend is initialised), so engines on different backends can
@@ -23,13 +29,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { dimToString, evaluateDim, isSymbolic, type Dim } from '../../ir/dims.js';
-import { tensorShapes, type Graph, type Node } from '../../ir/graph.js';
+import { tensorShapes, type Graph, type Node, type NodeOf } from '../../ir/graph.js';
 import { graphParameters, type ParamRole, type ParamSpec } from '../../ir/params.js';
 import { checkWeights, initializeWeights, type WeightTensor, type Weights } from '../../ir/weights.js';
 import { deriveSeed } from '../../random.js';
 import { selectBackend, wasmThreads, type BackendPreference, type BackendSelection } from './backend.js';
 import { logicalShape, permuteData, toInternalPermutation, toLogicalPermutation, weightToIrPermutation, weightToTfjsPermutation } from './layout.js';
-import { lowerNode, LoweringError, type LoweringContext } from './ops.js';
+import { fusableConvolution, fusedConvolution, lowerNode, LoweringError, type FusedActivation, type LoweringContext } from './ops.js';
 
 export { LoweringError } from './ops.js';
 
@@ -92,12 +98,37 @@ export interface ForwardOptions {
 
 let engineCount = 0;
 
+/** An inference chain conv [→ batch norm] [→ ReLU/ReLU6] computed as one fused convolution. */
+interface FusedChain {
+  readonly conv: NodeOf<'conv'>;
+  readonly batchNorm?: NodeOf<'batchnorm'>;
+  readonly activation: FusedActivation;
+  /** The node whose output the fused convolution produces (the last of the chain). */
+  readonly last: Node;
+}
+
+/** A folded filter and bias, and the data ids of the variables they were made from. */
+interface FoldedConvolution {
+  readonly sources: readonly tf.DataId[];
+  readonly filter: tf.Tensor;
+  readonly bias: tf.Tensor;
+}
+
+/** Whether a gradient tape is recording (the folded weights would hide the variables from it). */
+function gradientTapeActive(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+}
+
 export class TfjsEngine {
   /** Parameters by IR name (`stem.conv1.weight`), in graph order. */
   readonly parameters: ReadonlyMap<string, EngineParameter>;
   private readonly paramsByNode = new Map<string, Map<ParamRole, EngineParameter>>();
   private readonly lastUse: Map<string, number>;
   private readonly outputValues: Set<string>;
+  /** Inference chains by their conv's name, and the names of the nodes they absorb. */
+  private readonly fusedChains = new Map<string, FusedChain>();
+  private readonly absorbedByChain = new Set<string>();
+  private readonly foldedConvolutions = new Map<string, FoldedConvolution>();
   private predictCalls = 0;
   private disposed = false;
   /** Distinguishes engines in error messages and variable names. */
@@ -131,6 +162,60 @@ export class TfjsEngine {
     this.outputValues = new Set(graph.outputs.map((o) => o.value));
     this.lastUse = new Map();
     graph.nodes.forEach((node, index) => node.inputs.forEach((input) => this.lastUse.set(input, index)));
+    this.planFusedChains();
+  }
+
+  /** Finds the inference chains conv [→ batch norm] [→ ReLU/ReLU6] whose intermediate tensors only the chain reads. */
+  private planFusedChains(): void {
+    const readers = new Map<string, Node[]>();
+    for (const node of this.graph.nodes) for (const input of new Set(node.inputs)) readers.set(input, [...(readers.get(input) ?? []), node]);
+    const soleReader = (tensor: string): Node | undefined => {
+      const list = readers.get(tensor) ?? [];
+      return list.length === 1 && list[0]!.inputs.length === 1 && !this.outputValues.has(tensor) ? list[0] : undefined;
+    };
+    for (const node of this.graph.nodes) {
+      if (node.op !== 'conv' || !fusableConvolution(node)) continue;
+      let last: Node = node;
+      let batchNorm: NodeOf<'batchnorm'> | undefined;
+      const next = soleReader(node.name);
+      if (next?.op === 'batchnorm') {
+        batchNorm = next;
+        last = next;
+      }
+      let activation: FusedActivation = 'linear';
+      const after = soleReader(last.name);
+      if (after?.op === 'activation' && (after.fn.kind === 'relu' || after.fn.kind === 'relu6')) {
+        activation = after.fn.kind;
+        last = after;
+      }
+      if (last === node) continue;
+      this.fusedChains.set(node.name, { conv: node, ...(batchNorm ? { batchNorm } : {}), activation, last });
+      if (batchNorm) this.absorbedByChain.add(batchNorm.name);
+      if (last !== batchNorm && last !== node) this.absorbedByChain.add(last.name);
+    }
+  }
+
+  /** The chain's conv filter and bias with its batch norm folded in (kept until a source variable changes). */
+  private foldedConvolution(chain: FusedChain): { filter: tf.Tensor; bias: tf.Tensor | undefined } {
+    const variable = (node: Node, role: ParamRole) => this.paramsByNode.get(node.name)!.get(role)!.variable;
+    const filter = variable(chain.conv, 'weight');
+    const bias = chain.conv.bias ? variable(chain.conv, 'bias') : undefined;
+    const bn = chain.batchNorm;
+    if (!bn) return { filter, bias };
+    const statistics = (['weight', 'bias', 'running_mean', 'running_var'] as const).map((role) => variable(bn, role));
+    const sources = [filter, ...(bias ? [bias] : []), ...statistics].map((v) => v.dataId);
+    const cached = this.foldedConvolutions.get(chain.conv.name);
+    if (cached && cached.sources.length === sources.length && cached.sources.every((id, i) => id === sources[i])) return cached;
+    if (cached) tf.dispose([cached.filter, cached.bias]);
+    const [gamma, beta, mean, variance] = statistics as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
+    const folded = tf.tidy(() => {
+      const scale = tf.mul(gamma, tf.rsqrt(tf.add(variance, bn.epsilon)));
+      const shift = tf.sub(beta, tf.mul(mean, scale));
+      // the output channel is the filter's last axis ([K…, I/g, O] in tfjs layout, every group count)
+      return { filter: tf.keep(tf.mul(filter, scale)), bias: tf.keep(bias ? tf.add(tf.mul(bias, scale), shift) : shift) };
+    });
+    this.foldedConvolutions.set(chain.conv.name, { sources, ...folded });
+    return folded;
   }
 
   /**
@@ -302,7 +387,12 @@ export class TfjsEngine {
     const expectedShapes = tensorShapes(this.graph);
     const references = new Map<tf.Tensor, number>();
     for (const tensor of feeds.values()) references.set(tensor, (references.get(tensor) ?? 0) + 1);
+    const fuse = !options.training && this.fusedChains.size > 0 && !gradientTapeActive();
     this.graph.nodes.forEach((node, index) => {
+      // computed by the fused convolution of its chain
+      if (fuse && this.absorbedByChain.has(node.name)) return;
+      const chain = fuse ? this.fusedChains.get(node.name) : undefined;
+      const produced = chain ? chain.last : node;
       const inputs = node.inputs.map((name) => {
         const value = values.get(name);
         if (!value) throw new Error(`internal: ${node.name} reads ${name} before it exists`);
@@ -310,13 +400,18 @@ export class TfjsEngine {
       });
       let output: tf.Tensor;
       try {
-        output = lowerNode(node, inputs, context);
+        if (chain) {
+          const { filter, bias } = this.foldedConvolution(chain);
+          output = fusedConvolution(chain.conv, inputs[0]!, filter, bias, chain.activation);
+        } else {
+          output = lowerNode(node, inputs, context);
+        }
       } catch (error) {
         if (error instanceof LoweringError || error instanceof EngineError) throw error;
         throw new LoweringError(node.name, `${node.op} failed on inputs ${inputs.map((t) => `[${logicalShape(t.shape).join(', ')}]`).join(', ')}: ${error instanceof Error ? error.message : String(error)}`);
       }
-      checkShape(node, output, expectedShapes.get(node.name)!, bindings);
-      values.set(node.name, output);
+      checkShape(produced, output, expectedShapes.get(produced.name)!, bindings);
+      values.set(produced.name, output);
       if (options.releaseIntermediates) {
         // An op may return one of its inputs (dropout in inference, zero padding…): count the names per tensor.
         references.set(output, (references.get(output) ?? 0) + 1);
@@ -385,6 +480,8 @@ export class TfjsEngine {
   dispose(): void {
     if (this.disposed) return;
     for (const parameter of this.parameters.values()) parameter.variable.dispose();
+    for (const folded of this.foldedConvolutions.values()) tf.dispose([folded.filter, folded.bias]);
+    this.foldedConvolutions.clear();
     this.disposed = true;
   }
 }

@@ -256,6 +256,37 @@ function convolution(node: NodeOf<'conv'>, x: tf.Tensor, filter: tf.Tensor, bias
   return bias ? tf.add(y, bias) : y;
 }
 
+/** Whether `fusedConvolution` can run this conv: 2D, undilated, with groups 1 or depthwise. */
+export function fusableConvolution(node: NodeOf<'conv'>): boolean {
+  return node.kernel.length === 2 && node.dilation.every((d) => d === 1) && (node.groups === 1 || node.groups === node.inChannels);
+}
+
+/** The activations `fusedConvolution` applies inside the convolution. */
+export type FusedActivation = 'linear' | 'relu' | 'relu6';
+
+/**
+ * A conv with its bias and a ReLU/ReLU6 in one op (tf.fused.conv2d / depthwiseConv2d: XNNPACK adds the bias and
+ * clamps while it writes the convolution's output), for the engine's inference path, which passes a batch norm
+ * that follows the conv already folded into `filter` and `bias`. Padding as `convolution` does it. Under a
+ * gradient tape tfjs itself falls back to separate ops for ReLU/ReLU6, so gradients stay defined.
+ */
+export function fusedConvolution(node: NodeOf<'conv'>, x: tf.Tensor, filter: tf.Tensor, bias: tf.Tensor | undefined, activation: FusedActivation): tf.Tensor {
+  const spatial = spatialSizes(x, 2);
+  const pads = explicitPads(node.padding, spatial, node.kernel, node.stride, node.dilation);
+  let input = x;
+  let padding = nativePadding(spatial, node.kernel, node.stride, pads);
+  if (padding === undefined) {
+    input = padOrCrop(x, pads.begin, pads.end);
+    padding = 'valid';
+  }
+  const strides: [number, number] = [node.stride[0]!, node.stride[1]!];
+  const fusedBias = bias as tf.Tensor1D | undefined;
+  if (node.groups === 1) return tf.fused.conv2d({ x: input as tf.Tensor4D, filter: filter as tf.Tensor4D, strides, pad: padding, bias: fusedBias, activation });
+  const channels = x.shape[3]!;
+  const depthwiseFilter = tf.reshape(filter, [node.kernel[0]!, node.kernel[1]!, channels, node.filters / channels]) as tf.Tensor4D;
+  return tf.fused.depthwiseConv2d({ x: input as tf.Tensor4D, filter: depthwiseFilter, strides, pad: padding, bias: fusedBias, activation });
+}
+
 /** 2D or 3D convolution with any pads, stride, dilation and groups (see the module header). */
 function convolutionNd(
   input: tf.Tensor,
