@@ -10,6 +10,8 @@ import type { ElaborateOptions } from '../elaborate/elaborate.js';
 import { EXIT, processOutput, UsageError, type Output } from './output.js';
 import { registerPruneCommand } from './commands/prune.js';
 import { registerQuantizeCommand } from './commands/quantize.js';
+import { registerReportCommand } from './commands/report.js';
+import { registerVizCommands } from './commands/viz.js';
 
 const VERSION = '0.1.0';
 
@@ -291,6 +293,10 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
       const { runImport } = await import('./commands/import.js');
       setStatus(await runImport(file, { out: flags.out, flat: Boolean(flags.flat), ...(flags.name !== undefined ? { name: flags.name } : {}) }, output));
     });
+
+  const lent = { output, setStatus, specOptions, elaborateOptions, backendOption };
+  registerVizCommands(program, lent);
+  registerReportCommand(program, lent);
 
   // Weights files name tensors their own way: every command that reads one takes the same name mapping.
   for (const command of program.commands) if (['compile', 'train', 'eval', 'run'].includes(command.name())) weightMapOptions(command);
