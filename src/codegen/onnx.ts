@@ -66,7 +66,7 @@
  * Deterministic: the builder sorts attributes and metadata and writes raw little-endian data; nothing depends on
  * time or the host. Same graph, weights and options → byte-identical file.
  */
-import { readFileSync } from 'node:fs';
+import { packageVersion, PRODUCER_NAME } from '../version.js';
 import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { dimToString, equalDims, isSymbolic, type Dim } from '../ir/dims.js';
 import { effectiveKernel, type Graph, type Node, type NodeOf, type Padding, type SettingValue, type Shape } from '../ir/graph.js';
@@ -100,23 +100,7 @@ export interface EmitOnnxResult {
   readonly diagnostics: Diagnostic[];
 }
 
-const PRODUCER_NAME = 'convspec';
 
-let cachedVersion: string | undefined;
-
-/** convspec's version from package.json (two folders above this module in src/ and in dist/). */
-function packageVersion(): string {
-  if (cachedVersion === undefined) {
-    try {
-      const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
-      const version = (JSON.parse(text) as { version?: unknown }).version;
-      cachedVersion = typeof version === 'string' ? version : 'unknown';
-    } catch {
-      cachedVersion = 'unknown';
-    }
-  }
-  return cachedVersion;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Entry point

@@ -103,7 +103,8 @@
  * Deterministic: node order, attribute order, JSON key order and weight bytes depend only on the graph, the
  * weights and the options.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { packageVersion, PRODUCER_NAME } from '../version.js';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { dimToJson, dimToString, type Dim } from '../ir/dims.js';
@@ -137,24 +138,9 @@ export interface EmitTfjsResult {
   readonly diagnostics: Diagnostic[];
 }
 
-const PRODUCER_NAME = 'convspec';
 /** GraphDef versions of TensorFlow 2.15's graphs (what tfjs-converter reads into `GraphModel.modelVersion`). */
 const GRAPH_DEF_VERSIONS = { producer: 1645, minConsumer: 12 } as const;
 
-let cachedVersion: string | undefined;
-
-function packageVersion(): string {
-  if (cachedVersion === undefined) {
-    try {
-      const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
-      const version = (JSON.parse(text) as { version?: unknown }).version;
-      cachedVersion = typeof version === 'string' ? version : 'unknown';
-    } catch {
-      cachedVersion = 'unknown';
-    }
-  }
-  return cachedVersion;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Entry points
