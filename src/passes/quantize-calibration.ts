@@ -18,7 +18,9 @@
  *                 every candidate i ∈ [L, m], P = h[0..i) with the clipped mass Σ h[i..m) added to P[i−1], and
  *                 Q = h[0..i) merged into L levels (i/L source bins each; a level's mass is spread evenly over
  *                 the source bins that were non-zero), both normalised; the threshold is T = i*·w for the
- *                 i* minimising KL(P ‖ Q) = Σ P log(P/Q). L = 128 levels on a side for signed tensors and 256 for
+ *                 i* minimising KL(P ‖ Q) = Σ P log(P/Q); exact zeros are left out of h (they quantize without
+ *                 error at any threshold, and a ReLU output's spike at 0 would otherwise dominate the divergence
+ *                 and pull T far below the data). L = 128 levels on a side for signed tensors and 256 for
  *                 non-negative ones (an int8 grid with zero point −128 spends all 256 codes on [0, T]). Range:
  *                 [max(min, −T), min(max, T)]. A heavy tail gives T well below max|x|; data without outliers
  *                 keeps (nearly) all of it.
@@ -48,6 +50,8 @@ export class ActivationStatistics {
   min = Number.POSITIVE_INFINITY;
   max = Number.NEGATIVE_INFINITY;
   count = 0;
+  /** Values exactly 0 (also counted in bin 0 of `positive`). */
+  zeros = 0;
   /** Width of one bin; 0 until a non-zero value arrives. */
   binWidth = 0;
   readonly positive = new Float64Array(HISTOGRAM_BINS);
@@ -74,6 +78,7 @@ export class ActivationStatistics {
       const bin = width === 0 ? 0 : Math.min(HISTOGRAM_BINS - 1, Math.floor(Math.abs(v) / width));
       if (v < 0) this.negative[bin]! += 1;
       else this.positive[bin]! += 1;
+      if (v === 0) this.zeros++;
     }
     this.count += values.length;
   }
@@ -220,6 +225,10 @@ export function entropyRange(stats: ActivationStatistics): CalibrationRange {
   if (stats.binWidth === 0) return { min: stats.min, max: stats.max };
   const magnitudes = new Float64Array(HISTOGRAM_BINS);
   for (let k = 0; k < HISTOGRAM_BINS; k++) magnitudes[k] = stats.positive[k]! + stats.negative[k]!;
+  // Exact zeros (half of a ReLU output) quantize without error, whatever the threshold; left in, their spike in
+  // bin 0 dominates P and the divergence favours thresholds far below the data (measured: 11 dB SQNR on
+  // FashionResNet's ReLU outputs instead of 30).
+  magnitudes[0]! -= stats.zeros;
   const levels = stats.min >= 0 ? 256 : 128;
   const threshold = entropyThreshold(magnitudes, stats.binWidth, levels);
   return { min: Math.max(stats.min, -threshold), max: Math.min(stats.max, threshold) };

@@ -37,8 +37,10 @@
  *   folded         a ReLU or ReLU6 that is the only reader of an int8 node's output: its output is the quantized
  *                  tensor (z = −128, see above) and the emitter drops it.
  *   float          everything else (batch norm that was not folded, transposed conv, other activations, upsample,
- *                  pad, sums of three or more tensors…), each refusal with its reason, and nodes matched by
- *                  `exclude`. A float node reading an int8 tensor reads its dequantized value.
+ *                  pad, sums of three or more tensors…), each refusal with its reason, nodes matched by `exclude`,
+ *                  and int8 ops that read the output of a float conv/dense whose input is int8 (ONNX Runtime would
+ *                  otherwise quantize that layer itself: see `structure`). A float node reading an int8 tensor
+ *                  reads its dequantized value.
  *
  * Options: `ranges` (Map or record: tensor name → { min, max } from calibration, see ./quantize-calibration.ts;
  * required: without it the pass refuses and changes nothing), `exclude` (names or globs, as the pruning passes).

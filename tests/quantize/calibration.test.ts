@@ -118,6 +118,15 @@ describe('Entropy (KL divergence)', () => {
     expect(range.max).toBeGreaterThan(0.9 * stats.max);
   });
 
+  it('the spike of exact zeros in a ReLU output does not pull the threshold down', () => {
+    const data = gaussian(100000, 8).map((v) => Math.max(v, 0));
+    const stats = observeAll([data]);
+    expect(stats.zeros).toBeGreaterThan(40000);
+    const range = calibrationRange(stats, 'entropy');
+    expect(range.min).toBe(0);
+    expect(range.max).toBeGreaterThan(0.6 * stats.max);
+  });
+
   it('threshold of a histogram with fewer bins in use than levels is its full extent', () => {
     const histogram = new Float64Array(HISTOGRAM_BINS);
     histogram[0] = 5;

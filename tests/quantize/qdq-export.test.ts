@@ -33,6 +33,7 @@ const SPEC = `model Q {
 
 const calibration = randomDataset(64, [3, 12, 12], 1);
 const test = randomDataset(32, [3, 12, 12], 2);
+const mixedInputs = randomDataset(8, [3, 16, 16], 4);
 let graph: Graph;
 let weights: Weights;
 let quantized: Graph;
@@ -155,5 +156,45 @@ describe('QDQ ONNX export', () => {
       expect(e.sqnrDb, e.tensor).toBeGreaterThan(20);
       expect(e.sqnrDb, e.tensor).toBeLessThan(60);
     }
+  });
+});
+
+describe('QDQ export of the other int8 ops', () => {
+  const MIXED = `model M {
+  input x: f32[N, 3, 16, 16]
+  a = x -> conv(8, 3, stride: 2, pad: 1, bias: false) -> bn -> relu6
+  d = a -> conv(8, 3, pad: 1, groups: 8, bias: false) -> bn -> relu
+  p = d -> conv(8, 1, bias: false) -> bn
+  g = p -> globalavgpool -> conv(4, 1) -> relu -> conv(8, 1) -> sigmoid
+  s = p * g
+  c = concat(s, a) -> avgpool(2) -> leaky_relu(0.1)
+  y = c -> flatten -> dense(5)
+  output y
+}`;
+
+  it('depthwise conv, ReLU6, squeeze-and-excitation (mul, sigmoid), concat, average pool and leaky ReLU all fuse and agree', async () => {
+    const compiled = compile(MIXED);
+    const { graph: g, weights: w } = inferenceGraph(compiled, randomWeights(compiled, 3));
+    const data = randomDataset(64, [3, 16, 16], 1);
+    const engine = await createEngine(g, w, { backend: 'cpu' });
+    const { statistics } = await collectActivationStatistics(engine, data, quantizationTargets(g), { batches: 2, batchSize: 32 });
+    engine.dispose();
+    const plan = planQuantization(g, new Map([...statistics].map(([t, s]) => [t, calibrationRange(s, 'minmax')])));
+    if ('problems' in plan) throw new Error(plan.problems.join('; '));
+    const q = annotateGraph(g, plan.annotations);
+    const engineQ = await FakeQuantEngine.create(q, w, { backend: 'cpu' });
+    const input = { x: { data: mixedInputs.images, dims: [8, 3, 16, 16] } };
+    const fake = (await engineQ.predict(input))['y']!.data;
+    engineQ.dispose();
+    const bytes = emitQdqOnnx(q, w).bytes;
+    const kernels = await optimizedOpCounts(bytes, 1);
+    for (const op of ['QLinearConv', 'QLinearMul', 'QLinearSigmoid', 'QLinearConcat', 'QLinearAveragePool', 'QLinearLeakyRelu', 'QLinearGlobalAveragePool', 'QGemm']) {
+      expect(kernels[`com.microsoft.${op}`], op).toBeGreaterThan(0);
+    }
+    expect(kernels['com.microsoft.QLinearConv']).toBe(5);
+    const ort = await OrtEngine.create(bytes, { graphOptimizationLevel: 'all', intraOpThreads: 1 });
+    const actual = (await ort.run({ x: { data: input.x.data, dims: input.x.dims } }))['y']!.data;
+    await ort.dispose();
+    expect(relativeError(fake, actual)).toBeLessThan(0.02);
   });
 });

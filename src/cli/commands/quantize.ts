@@ -80,7 +80,7 @@ export function registerQuantizeCommand(program: Command, context: OptimizeComma
         })
         .option('--batches <n>', 'calibration batches', positiveInteger('--batches'), 10)
         .option('--batch-size <n>', 'calibration batch size', positiveInteger('--batch-size'), 32)
-        .option('--exclude <name|glob>', 'layers to keep in float (repeatable, or comma-separated)', collect, [])
+        .option('--exclude <name|glob>', 'layers to keep in float (repeatable, or comma-separated; a spec may also list them in `// quantize: exclude …` comment lines)', collect, [])
         .option('--data <path>', 'test data for accuracy (default: the calibration source)')
         .option('--eval-samples <n>', 'test samples for accuracy (default: all)', positiveInteger('--eval-samples'))
         .addOption(new Option('--activation-type <type>', 'activation element type in the file (uint8 is what ONNX Runtime fuses on x86-64)').choices(['uint8', 'int8']).default('uint8'))

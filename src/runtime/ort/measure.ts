@@ -119,11 +119,13 @@ export async function compareLatency(models: readonly (Uint8Array | string)[], d
 export async function optimizedOpCounts(model: Uint8Array | string, threads = 2): Promise<Record<string, number>> {
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'convspec-ort-'));
   const file = path.join(directory, 'optimized.onnx');
+  // errors only: ORT warns that a model optimised at level 'all' may be specific to this machine, which is the point
+  const options: InferenceSession.SessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, logSeverityLevel: 3 };
   try {
     const session =
       typeof model === 'string'
-        ? await InferenceSession.create(model, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, optimizedModelFilePath: file })
-        : await InferenceSession.create(model, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, optimizedModelFilePath: file });
+        ? await InferenceSession.create(model, { ...options, optimizedModelFilePath: file })
+        : await InferenceSession.create(model, { ...options, optimizedModelFilePath: file });
     await session.release();
     const optimized = decodeModel(fs.readFileSync(file), file);
     const counts: Record<string, number> = {};

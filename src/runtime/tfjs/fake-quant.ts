@@ -24,7 +24,7 @@ import type { Weights } from '../../ir/weights.js';
 import { fakeQuantizedWeights, quantizedTensors } from '../../passes/quantize.js';
 import { ActivationStatistics } from '../../passes/quantize-calibration.js';
 import { iterateBatches, type Dataset } from '../data/dataset.js';
-import { createEngine, toInternal, toLogical, type TensorData, type TfjsEngine, type TfjsEngineOptions } from './engine.js';
+import { createEngine, EngineError, toInternal, toLogical, type TensorData, type TfjsEngine, type TfjsEngineOptions } from './engine.js';
 import { lowerNode, type LoweringContext } from './ops.js';
 
 /** x̂ = (clamp(round(x/s) + z, −128, 127) − z)·s. */
@@ -145,11 +145,7 @@ function* selectedBatches(dataset: Dataset, selection: BatchSelection): Generato
 function feedFor(engine: TfjsEngine, x: Float32Array, size: number): Map<string, tf.Tensor> {
   const input = engine.graph.inputs[0]!;
   const dims = [size, ...input.shape.slice(1).map((d) => (typeof d === 'number' ? d : Number.NaN))];
-  if (dims.some((d) => Number.isNaN(d))) {
-    const sample = x.length / size;
-    const known = input.shape.slice(1).reduce<number>((p, d) => (typeof d === 'number' ? p * d : p), 1);
-    throw new Error(`input '${input.name}' has symbolic sizes besides the batch (${sample} values per sample, ${known} known); calibration needs fixed sizes`);
-  }
+  if (dims.some((d) => Number.isNaN(d))) throw new EngineError(`input '${input.name}' has symbolic sizes besides the batch; calibration and evaluation need fixed sizes (--input-shape)`);
   return new Map([[input.name, toInternal(tf.tensor(x, dims, 'float32'))]]);
 }
 
