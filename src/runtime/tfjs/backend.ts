@@ -41,7 +41,8 @@
  * at half the number of logical cores it is told (it assumes two hyperthreads per core, so a
  * 2-core machine gets 1), hence the core count import answers 2n. Emscripten starts a pool of 8
  * idle workers either way (about 0.1 s and some memory), which is why one thread stays the plain
- * single-threaded build. When the threaded start fails, the package's own factory runs instead
+ * single-threaded build. The pool's running workers are unreferenced, so that they do not keep Node from
+ * exiting. When the threaded start fails, the package's own factory runs instead
  * (one thread) and the selection says so. The count is fixed when the backend first initialises:
  * later requests in the same process get the threads it already has.
  */
@@ -279,6 +280,7 @@ let threadedWasmFailure: string | undefined;
 /** The Emscripten module of the threaded build, as far as it is used here. */
 interface EmscriptenModule {
   cwrap(name: string, returnType: string | null, argumentTypes: string[]): (...args: number[]) => number;
+  PThread?: { runningWorkers: Array<{ unref(): void }> };
 }
 type EmscriptenFactory = (config: Record<string, unknown>) => Promise<EmscriptenModule>;
 interface WasmInstantiationImports {
@@ -332,7 +334,11 @@ async function createThreadedWasmBackend(threads: number): Promise<tf.KernelBack
     },
   });
   setThreadsCount(threads);
-  return new BackendWasm(module as unknown as ConstructorParameters<typeof BackendWasm>[0]);
+  const backend = new BackendWasm(module as unknown as ConstructorParameters<typeof BackendWasm>[0]);
+  // The thread pool's workers run for the life of the backend; Emscripten holds a reference on each running
+  // worker, which would keep Node from exiting when the program is done.
+  for (const worker of module.PThread?.runningWorkers ?? []) worker.unref();
+  return backend;
 }
 
 /** Replaces the wasm backend's factory by one that starts the threaded build, falling back to the package's. */
