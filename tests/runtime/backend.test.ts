@@ -3,7 +3,11 @@
  * skipped; explicit preferences either work or throw with the reason; selection is quiet.
  * (On the development machine neither tfjs-node nor a GPU adapter exists, so 'auto' gives wasm.)
  */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -93,4 +97,38 @@ describe('selectBackend', () => {
     await expect(selectBackend('tpu' as BackendPreference)).rejects.toThrow(
       "unknown backend 'tpu': expected one of auto, tensorflow, webgpu, wasm, cpu");
   });
+});
+
+// The thread count is fixed when the wasm backend first initialises, so the threaded build runs in a child
+// process (on the compiled library in dist/, which `npm test` builds first).
+const backendModule = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/runtime/tfjs/backend.js');
+
+describe('wasm threads', () => {
+  it.runIf(existsSync(backendModule))('2 threads start in Node, compute what 1 thread computes, and let the process exit', async () => {
+    const script = [
+      "import * as tf from '@tensorflow/tfjs';",
+      `const { selectBackend, wasmThreads } = await import(${JSON.stringify(pathToFileURL(backendModule).href)});`,
+      "const selection = await selectBackend('wasm', { threads: 2 });",
+      'const x = tf.tensor4d(Array.from({ length: 2 * 9 * 9 * 3 }, (_, i) => Math.sin(i)), [2, 9, 9, 3]);',
+      'const w = tf.tensor4d(Array.from({ length: 3 * 3 * 3 * 4 }, (_, i) => Math.cos(i)), [3, 3, 3, 4]);',
+      "const y = tf.conv2d(x, w, 1, 'same');",
+      'process.stdout.write(JSON.stringify({ selection, threads: wasmThreads(), y: Array.from(y.dataSync()) }));',
+    ].join('\n');
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--input-type=module', '--eval', script], { cwd: path.dirname(backendModule), timeout: 60_000 }, (error, out, err) => {
+        if (error) reject(new Error(`${error.message}\n${err}`));
+        else resolve(out);
+      });
+    });
+    const report = JSON.parse(stdout) as { selection: { name: string; reasons: string[] }; threads: number; y: number[] };
+    expect(report.selection).toEqual({ name: 'wasm', reasons: [] });
+    expect(report.threads).toBe(2);
+    await selectBackend('wasm');
+    const x = tf.tensor4d(Array.from({ length: 2 * 9 * 9 * 3 }, (_, i) => Math.sin(i)), [2, 9, 9, 3]);
+    const w = tf.tensor4d(Array.from({ length: 3 * 3 * 3 * 4 }, (_, i) => Math.cos(i)), [3, 3, 3, 4]);
+    const expected = tf.tidy(() => Array.from(tf.conv2d(x, w, 1, 'same').dataSync()));
+    tf.dispose([x, w]);
+    expect(report.y).toHaveLength(expected.length);
+    report.y.forEach((value, i) => expect(value).toBeCloseTo(expected[i]!, 4));
+  }, 90_000);
 });
