@@ -77,5 +77,24 @@ export async function run(ctx) {
     rows.push(ctx.row(`${label}, \`convspec train\``, 'img/s', { convspec: measured.cli, peer: measured.peer }, { better: 'higher', target }));
   }
   notes.push(`PyTorch: ${windows} windows of ${steps} steps after 5 warm-up steps in each process, median window; the row is the median over the processes.`);
+  notes.push(...scalingNotes(rows));
   return { rows, notes };
+}
+
+/**
+ * A side that ran slower with 2 threads than with 1 had no second core to itself (other processes held it), so
+ * its 2-thread figure measures contention, not scaling: say so under the table rather than let a ratio stand
+ * alone.
+ */
+function scalingNotes(rows) {
+  const notes = [];
+  const one = rows.find((r) => r.name === `Fashion-MNIST CNN, batch ${BATCH}, 1 thread`);
+  const two = rows.find((r) => r.name === `Fashion-MNIST CNN, batch ${BATCH}, 2 threads`);
+  if (!one || !two) return notes;
+  for (const [side, label] of [['convspec', 'convspec'], ['peer', 'PyTorch']]) {
+    if (typeof one[side] === 'number' && typeof two[side] === 'number' && two[side] < one[side]) {
+      notes.push(`${label} trained slower with 2 threads (${two[side].toFixed(0)} img/s) than with 1 (${one[side].toFixed(0)} img/s): no core was free for the second thread during this run, so the 2-thread rows measure contention, not scaling.`);
+    }
+  }
+  return notes;
 }
