@@ -22,6 +22,9 @@
  *   per conv and made again when any of the six variables they come from has been assigned since (a variable's
  *   data id changes on every assignment), so they cost one pass over the weights after each change and a
  *   second copy of those weights in memory. A fused chain is checked against the IR shape of its last node.
+ *   Training and gradient tapes fuse only frozen chains (frozen conv, frozen or no batch norm): their weights are
+ *   constants and a frozen batch norm normalises with its running statistics in training too, so the fold is
+ *   exact there and a frozen backbone trains at inference speed.
  *
  * TensorFlow.js has one active backend per process. An engine remembers its backend and switches back to it
  * before it runs (a synchronous switch once the backend is initialised), so engines on different backends can
@@ -127,7 +130,8 @@ export class TfjsEngine {
   private readonly outputValues: Set<string>;
   /** Inference chains by their conv's name, and the names of the nodes they absorb. */
   private readonly fusedChains = new Map<string, FusedChain>();
-  private readonly absorbedByChain = new Set<string>();
+  /** The chain that computes each absorbed node (the chain's batch norm or activation). */
+  private readonly absorbedByChain = new Map<string, FusedChain>();
   private readonly foldedConvolutions = new Map<string, FoldedConvolution>();
   private predictCalls = 0;
   private disposed = false;
@@ -189,10 +193,22 @@ export class TfjsEngine {
         last = after;
       }
       if (last === node) continue;
-      this.fusedChains.set(node.name, { conv: node, ...(batchNorm ? { batchNorm } : {}), activation, last });
-      if (batchNorm) this.absorbedByChain.add(batchNorm.name);
-      if (last !== batchNorm && last !== node) this.absorbedByChain.add(last.name);
+      const chain: FusedChain = { conv: node, ...(batchNorm ? { batchNorm } : {}), activation, last };
+      this.fusedChains.set(node.name, chain);
+      if (batchNorm) this.absorbedByChain.set(batchNorm.name, chain);
+      if (last !== batchNorm && last !== node) this.absorbedByChain.set(last.name, chain);
     }
+  }
+
+  /**
+   * Whether nothing in the chain trains now: its conv and batch norm are frozen in the graph, and no unfreeze
+   * step has made their variables trainable (a thawed batch norm keeps its running statistics, but its γ and β
+   * then train, and the fold would hide them from the gradient tape).
+   */
+  private constantChain(chain: FusedChain): boolean {
+    if (!chain.conv.frozen || (chain.batchNorm && !chain.batchNorm.frozen)) return false;
+    const members = chain.batchNorm ? [chain.conv, chain.batchNorm] : [chain.conv];
+    return members.every((node) => [...this.paramsByNode.get(node.name)!.values()].every((p) => !p.variable.trainable));
   }
 
   /** The chain's conv filter and bias with its batch norm folded in (kept until a source variable changes). */
@@ -387,11 +403,13 @@ export class TfjsEngine {
     const expectedShapes = tensorShapes(this.graph);
     const references = new Map<tf.Tensor, number>();
     for (const tensor of feeds.values()) references.set(tensor, (references.get(tensor) ?? 0) + 1);
-    const fuse = !options.training && this.fusedChains.size > 0 && !gradientTapeActive();
+    const fuseAll = !options.training && !gradientTapeActive();
+    const fused = (chain: FusedChain | undefined): chain is FusedChain => chain !== undefined && (fuseAll || this.constantChain(chain));
     this.graph.nodes.forEach((node, index) => {
       // computed by the fused convolution of its chain
-      if (fuse && this.absorbedByChain.has(node.name)) return;
-      const chain = fuse ? this.fusedChains.get(node.name) : undefined;
+      if (fused(this.absorbedByChain.get(node.name))) return;
+      const candidate = this.fusedChains.get(node.name);
+      const chain = fused(candidate) ? candidate : undefined;
       const produced = chain ? chain.last : node;
       const inputs = node.inputs.map((name) => {
         const value = values.get(name);
