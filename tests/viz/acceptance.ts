@@ -14,7 +14,7 @@ import type { Weights } from '../../src/ir/weights.js';
 import type { Dataset } from '../../src/runtime/data/dataset.js';
 import type { TfjsEngine } from '../../src/runtime/tfjs/engine.js';
 import { renderFilters } from '../../src/runtime/viz/filters.js';
-import { foregroundBox, gradCam, heatFractionInside } from '../../src/runtime/viz/gradcam.js';
+import { foregroundBox, gradCam, heatFractionInside, type CamMethod } from '../../src/runtime/viz/gradcam.js';
 import { invertFeatures } from '../../src/runtime/viz/invert.js';
 import { maximizeActivation } from '../../src/runtime/viz/maximize.js';
 import type { Sample } from '../../src/runtime/viz/render.js';
@@ -30,7 +30,7 @@ export interface AcceptanceOptions {
   readonly invertSteps?: number;
 }
 
-export type CamVariant = 'gradcam' | 'gradcam, black reference' | 'gradcam++, black reference';
+export type CamVariant = 'gradcam' | 'gradcam, black reference' | 'gradcam++, black reference' | 'hirescam' | 'hirescam, black reference';
 
 export interface CamFigures {
   readonly samples: number;
@@ -43,7 +43,7 @@ export interface CamFigures {
   readonly zeroMaps: number;
 }
 
-export const CAM_VARIANTS: readonly CamVariant[] = ['gradcam', 'gradcam, black reference', 'gradcam++, black reference'];
+export const CAM_VARIANTS: readonly CamVariant[] = ['gradcam', 'gradcam, black reference', 'gradcam++, black reference', 'hirescam', 'hirescam, black reference'];
 
 export interface AcceptanceFigures {
   readonly filters: { readonly layer: string; readonly width: number; readonly height: number; readonly meanAbsoluteDifference: number; readonly identical: boolean };
@@ -98,7 +98,7 @@ export async function measureAcceptance(engine: TfjsEngine, graph: Graph, traine
     let zeroMaps = 0;
     for (let i = 0; i < options.gradcamSamples; i++) {
       const sample = sampleOf(test, i);
-      const result = await gradCam(engine, sample, { classIndex: test.labels[i]!, method: variant.startsWith('gradcam++') ? 'gradcam++' : 'gradcam', ...(variant.includes('black') ? { baseline: black } : {}) });
+      const result = await gradCam(engine, sample, { classIndex: test.labels[i]!, method: variant.split(',')[0] as CamMethod, ...(variant.includes('black') ? { baseline: black } : {}) });
       const box = foregroundBox(sample, 0.1)!;
       const fraction = heatFractionInside(result.heat, result.spatial, box);
       if (result.heat.every((v) => v === 0)) zeroMaps++;

@@ -220,6 +220,55 @@ describe('layers and Grad-CAM', () => {
   });
 });
 
+describe('HiResCAM', () => {
+  const sample = { data: Float32Array.from({ length: 60 }, (_, i) => Math.cos(i * 0.9)), dims: [2, 6, 5] };
+  const run = async (text: string, check: (engine: TfjsEngine, weights: ReturnType<typeof randomWeights>) => Promise<void>) => {
+    const graph = compile(text);
+    const weights = randomWeights(graph, 5);
+    const engine = await TfjsEngine.create(graph, weights, { backend: 'wasm' });
+    try {
+      await check(engine, weights);
+    } finally {
+      engine.dispose();
+    }
+  };
+
+  it('equals Grad-CAM under global average pooling (the gradient is the same at every position)', async () => {
+    await run(
+      `model G {\n  input x: f32[N, 2, 6, 5]\n  f = x -> conv(4, 3, pad: same) -> relu\n  logits = f -> globalavgpool -> flatten -> dense(3)\n  output logits\n}`,
+      async (engine) => {
+        for (const k of [0, 1, 2]) {
+          const plain = await gradCam(engine, sample, { classIndex: k });
+          const hires = await gradCam(engine, sample, { classIndex: k, method: 'hirescam' });
+          hires.layers[0]!.cam.forEach((v, p) => expect(v).toBeCloseTo(plain.layers[0]!.cam[p]!, 6));
+        }
+      },
+    );
+  });
+
+  it('keeps position-specific weights of a flatten → dense head: Lᵢ = relu(Σₖ w_c,(k,i) Aᵏᵢ)', async () => {
+    await run(
+      `model H {\n  input x: f32[N, 2, 6, 5]\n  f = x -> conv(4, 3, pad: same) -> relu\n  logits = f -> flatten -> dense(3)\n  output logits\n}`,
+      async (engine, weights) => {
+        const activations = tf.tidy(() => runGraph(engine, new Map([['x', sampleToInternal(sample)]]), { targets: ['f.relu1'] }).get('f.relu1')!.dataSync());
+        const w = weights.get('logits.dense1.weight')!; // [3, 4·6·5], flattened in NCHW order
+        const features = w.shape[1]!;
+        for (const k of [0, 1, 2]) {
+          const result = await gradCam(engine, sample, { classIndex: k, method: 'hirescam' });
+          const plain = await gradCam(engine, sample, { classIndex: k });
+          for (let p = 0; p < 30; p++) {
+            let v = 0;
+            for (let c = 0; c < 4; c++) v += w.data[k * features + c * 30 + p]! * activations[p * 4 + c]!;
+            expect(result.layers[0]!.cam[p]).toBeCloseTo(Math.max(0, v), 5);
+          }
+          expect(result.method).toBe('hirescam');
+          expect([...result.layers[0]!.cam]).not.toEqual([...plain.layers[0]!.cam]);
+        }
+      },
+    );
+  });
+});
+
 describe('SVG charts', () => {
   it('draws series with gaps, a legend and escaped text, on a log axis when values span decades', () => {
     const svg = lineChart({ title: 'RF <size>', yLabel: 'pixels', xLabels: ['a', 'b', 'c'], series: [{ name: 'rf', values: [1, null, 400], color: '#123456' }] });

@@ -1,6 +1,6 @@
 /**
  * `convspec report SPEC [--weights FILE] [--history FILE] [--data PATH] [--input FILE] [--count N]
- *                 [--method gradcam|gradcam++] [--baseline-zeros] -o DIR`
+ *                 [--method gradcam|gradcam++|hirescam] [--baseline-zeros] -o DIR`
  *
  * Writes DIR/report.html, one self-contained page (src/runtime/viz/report.ts): the summary table, receptive-field
  * and channel growth per layer, the first layer's filters, Grad-CAMs of a few test samples (one per class, for the
@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { ElaborateOptions } from '../../elaborate/elaborate.js';
 import type { ReportHistory, ReportImage, ReportInput } from '../../runtime/viz/report.js';
+import type { CamMethod } from '../../runtime/viz/gradcam.js';
 import type { Sample } from '../../runtime/viz/render.js';
 import { EXIT, UsageError, type Output } from '../output.js';
 import { guarded, parseIndexList, type BackendFlag, type CommandContext } from './viz.js';
@@ -28,7 +29,7 @@ export interface ReportCommandOptions {
   readonly backend: BackendFlag;
   readonly seed?: number;
   /** Grad-CAM weighting and reference, as `viz gradcam` takes them. */
-  readonly method?: 'gradcam' | 'gradcam++';
+  readonly method?: CamMethod;
   readonly baselineZeros?: boolean;
   readonly elaborate: ElaborateOptions;
 }
@@ -116,7 +117,7 @@ export async function runReport(file: string, options: ReportCommandOptions, out
           images.push({ png: viz.encodePng(pictures.panel), caption, alt: `Grad-CAM of ${name}` });
         }
         const layers = viz.classifierFeatureLayers(graph).map((l) => l.name);
-        const how = `${options.method === 'gradcam++' ? 'Grad-CAM++' : 'Grad-CAM'}${options.baselineZeros ? ' against an all-zero reference input' : ''}`;
+        const how = `${viz.CAM_METHOD_NAMES[options.method ?? 'gradcam']}${options.baselineZeros ? ' against an all-zero reference input' : ''}`;
         gradcams = { images, notes: [`${how} at ${layers.join(', ')}, for the true class where the label is known; input, heatmap (inferno: bright is important) and overlay.`, ...camNotes] };
       } catch (error) {
         if ((error as Error).name !== 'VizError') throw error;
@@ -159,7 +160,7 @@ export async function runReport(file: string, options: ReportCommandOptions, out
   });
 }
 
-type Flags = { method: 'gradcam' | 'gradcam++'; baselineZeros?: boolean; out: string; weights?: string; history?: string; data?: string; input?: string; count: number; index?: number[]; backend: BackendFlag; seed?: number; param: string[]; inputShape: string[]; root?: string; allowOutsideRoot?: boolean };
+type Flags = { method: CamMethod; baselineZeros?: boolean; out: string; weights?: string; history?: string; data?: string; input?: string; count: number; index?: number[]; backend: BackendFlag; seed?: number; param: string[]; inputShape: string[]; root?: string; allowOutsideRoot?: boolean };
 
 export function registerReportCommand(program: Command, context: CommandContext): void {
   context
@@ -180,7 +181,7 @@ export function registerReportCommand(program: Command, context: CommandContext)
         }, 6)
         .option('--index <list>', 'sample indices: 3, 0,2,5 or 0-7', parseIndexList('--index'))
         .option('--seed <n>', 'seed for initial weights when no --weights', (v) => Number(v))
-        .addOption(new Option('--method <method>', 'Grad-CAM weighting').choices(['gradcam', 'gradcam++']).default('gradcam'))
+        .addOption(new Option('--method <method>', 'Grad-CAM weighting').choices(['gradcam', 'gradcam++', 'hirescam']).default('gradcam'))
         .option('--baseline-zeros', 'Grad-CAM relative to an all-zero input (see viz gradcam --baseline)'),
     )
     .addOption(context.backendOption())

@@ -5,7 +5,7 @@
  *   filters   DIR/filters.png, filters.json                 kernels of --layer (default the first conv)
  *   maximize  DIR/maximize.png, maximize.json, maximize.npy  inputs that maximise --channel(s) of --layer, or --class
  *   gradcam   DIR/gradcam.png, gradcam-<i>-heatmap.png, gradcam-<i>-overlay.png, gradcam.json
- *             (--method gradcam|gradcam++, --baseline zeros|FILE.npy for a reference input)
+ *             (--method gradcam|gradcam++|hirescam, --baseline zeros|FILE.npy for a reference input)
  *   invert    DIR/invert.png, invert.json, invert.npy        one reconstruction per --layer (repeatable)
  *   rf        DIR/rf.png, rf.json                            theoretical box and gradient heatmap of one unit
  *
@@ -23,6 +23,7 @@ import type { ElaborateOptions } from '../../elaborate/elaborate.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Weights } from '../../ir/weights.js';
 import type { TfjsEngine } from '../../runtime/tfjs/engine.js';
+import type { CamMethod } from '../../runtime/viz/gradcam.js';
 import type { Sample } from '../../runtime/viz/render.js';
 import { EXIT, UsageError, type Output } from '../output.js';
 
@@ -307,7 +308,7 @@ export async function runVizMaximize(file: string, options: MaximizeCommandOptio
 export interface GradCamCommandOptions extends CommonVizOptions, SampleFlags {
   readonly layer?: readonly string[];
   readonly classIndex?: number;
-  readonly method: 'gradcam' | 'gradcam++';
+  readonly method: CamMethod;
   /** 'zeros' or a .npy file: weigh activations relative to this reference input. */
   readonly baseline?: string;
 }
@@ -570,7 +571,7 @@ export function registerVizCommands(program: Command, context: CommandContext): 
         .argument('<spec>', 'spec file')
         .option('--class <k>', 'class to explain (default: the predicted one)', parseNumber('--class', { integer: true, min: 0 }))
         .option('--layer <name>', 'feature-map layer (repeatable; default: the maps that feed the classifier)', collect, [])
-        .addOption(new Option('--method <method>', 'weighting of the channels').choices(['gradcam', 'gradcam++']).default('gradcam'))
+        .addOption(new Option('--method <method>', 'weighting of the channels').choices(['gradcam', 'gradcam++', 'hirescam']).default('gradcam'))
         .option('--baseline <zeros|file.npy>', 'weigh activations relative to a reference input (an empty image: zeros)'),
     ),
   ).action(async (file: string, flags: Flags) => {
@@ -581,7 +582,7 @@ export function registerVizCommands(program: Command, context: CommandContext): 
           ...common(flags),
           ...samples(flags),
           layer: flags['layer'] as string[],
-          method: flags['method'] as 'gradcam' | 'gradcam++',
+          method: flags['method'] as CamMethod,
           ...(flags['class'] !== undefined ? { classIndex: flags['class'] as number } : {}),
           ...(flags['baseline'] !== undefined ? { baseline: flags['baseline'] as string } : {}),
         },

@@ -7,6 +7,10 @@
  *   Grad-CAM++   αᵏ = Σᵢ aᵏᵢ·relu(gᵏᵢ),  aᵏᵢ = gᵏᵢ² / (2gᵏᵢ² + Σⱼ Aᵏⱼ·gᵏᵢ³)   (0 where the denominator is 0;
  *                the closed form for an exponential score, with first-order gradients, as the authors' code has it)
  *   map          L = relu(Σₖ αᵏ Aᵏ)
+ *   HiResCAM     Lᵢ = relu(Σₖ gᵏᵢ Aᵏᵢ)   (Draelos & Carin 2020: no averaging of the gradient over positions, so
+ *                with a flatten → dense head — position-specific weights, as in specs/fashion.cnn — the map is the
+ *                score's exact first-order decomposition over positions; with global average pooling it equals
+ *                Grad-CAM up to a constant)
  * Nothing here assumes two spatial axes: the sums run over whatever positions the map has, which is what
  * pytorch-grad-cam (2D only; its 1D request #361, 3D only for plain Grad-CAM #583) lacks.
  *
@@ -30,7 +34,10 @@ import { checkSample, classCount, classifierFeatureLayers, feedsOf, modelInput, 
 import type { Sample } from './render.js';
 import { resampleToInput, type AxisPlacement } from './resample.js';
 
-export type CamMethod = 'gradcam' | 'gradcam++';
+export type CamMethod = 'gradcam' | 'gradcam++' | 'hirescam';
+
+/** How a method is named in reports and captions. */
+export const CAM_METHOD_NAMES: Readonly<Record<CamMethod, string>> = { gradcam: 'Grad-CAM', 'gradcam++': 'Grad-CAM++', hirescam: 'HiResCAM' };
 
 export interface GradCamOptions {
   /** Feature-map layers; default the maps that feed the classifier (`classifierFeatureLayers`). */
@@ -51,7 +58,7 @@ export interface LayerCam {
   readonly dims: number[];
   /** The map at the layer's resolution (after ReLU). */
   readonly cam: Float32Array;
-  /** αᵏ per channel. */
+  /** αᵏ per channel (HiResCAM: the gradient's mean per channel, which it does not use). */
   readonly weights: Float32Array;
   /** Whether receptive fields placed the map (else a plain resize). */
   readonly aligned: boolean;
@@ -136,6 +143,8 @@ export async function gradCam(engine: TfjsEngine, sample: Sample, options: GradC
       const gradient = gradients[l]!;
       const spatialAxes = Array.from({ length: map.rank - 2 }, (_, i) => i + 1);
       const [cam, weights] = tf.tidy(() => {
+        const shown = references ? tf.sub(map, references[l]!) : map;
+        if (method === 'hirescam') return [tf.relu(tf.sum(tf.mul(shown, gradient), -1)), tf.reshape(tf.mean(gradient, spatialAxes), [-1])];
         let alpha: tf.Tensor;
         if (method === 'gradcam') alpha = tf.mean(gradient, spatialAxes, true);
         else {
@@ -147,7 +156,6 @@ export async function gradCam(engine: TfjsEngine, sample: Sample, options: GradC
           const a = tf.where(tf.notEqual(denominator, 0), tf.div(g2, safe), tf.zerosLike(denominator));
           alpha = tf.sum(tf.mul(a, tf.relu(gradient)), spatialAxes, true);
         }
-        const shown = references ? tf.sub(map, references[l]!) : map;
         const weighted = tf.relu(tf.sum(tf.mul(shown, alpha), -1));
         return [weighted, tf.reshape(alpha, [-1])];
       });
