@@ -71,7 +71,8 @@ import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { dimToString, equalDims, isSymbolic, type Dim } from '../ir/dims.js';
 import { effectiveKernel, type Graph, type Node, type NodeOf, type Padding, type SettingValue, type Shape } from '../ir/graph.js';
 import { graphParameters } from '../ir/params.js';
-import { checkWeights, type Weights } from '../ir/weights.js';
+import type { Weights } from '../ir/weights.js';
+import { weightDiagnostics } from './weight-diagnostics.js';
 import type { Span } from '../source.js';
 import { attr, OnnxGraphBuilder, type OnnxAttributeValue, type OnnxDim, type OnnxTypedArray } from './onnx-model.js';
 
@@ -130,22 +131,6 @@ export function emitOnnx(graph: Graph, weights: Weights, options: EmitOnnxOption
   return { bytes, diagnostics };
 }
 
-function weightDiagnostics(graph: Graph, weights: Weights): Diagnostic[] {
-  const spans = new Map(graph.nodes.map((n) => [n.name, n.span]));
-  const owner = new Map(graphParameters(graph.nodes).map((p) => [p.name, p.node]));
-  const shape = (dims: readonly number[] | undefined) => `[${(dims ?? []).join(', ')}]`;
-  return checkWeights(graph, weights).map((problem) => {
-    const span = spans.get(owner.get(problem.name) ?? '');
-    switch (problem.kind) {
-      case 'missing':
-        return diagnostic('weightMissing', span, [problem.name, shape(problem.expected)]);
-      case 'shape':
-        return diagnostic('weightShape', span, [problem.name, shape(problem.expected), shape(problem.found)]);
-      case 'unused':
-        return diagnostic('weightUnused', undefined, [problem.name, shape(problem.found)]);
-    }
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tensor names: dropout rewiring and graph-output renaming

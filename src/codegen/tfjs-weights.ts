@@ -3,6 +3,11 @@
  * layouts (conv [O, I/g, k…], transposed conv [I, O/g, k…], dense [O, I]).
  */
 
+import { permuteTensor } from '../ir/weights.js';
+
+/** Axis permutation (`permuteTensor` in ../ir/weights.ts). */
+export const permute = permuteTensor;
+
 export interface HostTensor {
   readonly shape: readonly number[];
   readonly data: Float32Array;
@@ -22,29 +27,6 @@ function size(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** out has shape perm.map(a => shape[a]); out[i…] = in[i permuted back]. */
-export function permute(tensor: HostTensor, perm: readonly number[]): HostTensor {
-  const { shape, data } = tensor;
-  const outShape = perm.map((axis) => shape[axis]!);
-  if (perm.every((axis, i) => axis === i)) return { shape: outShape, data: data.slice() };
-  const inStrides = strides(shape);
-  const walk = perm.map((axis) => inStrides[axis]!);
-  const out = new Float32Array(data.length);
-  const rank = shape.length;
-  const index = new Array<number>(rank).fill(0);
-  let source = 0;
-  for (let target = 0; target < out.length; target++) {
-    out[target] = data[source]!;
-    for (let axis = rank - 1; axis >= 0; axis--) {
-      index[axis]!++;
-      source += walk[axis]!;
-      if (index[axis]! < outShape[axis]!) break;
-      source -= walk[axis]! * outShape[axis]!;
-      index[axis] = 0;
-    }
-  }
-  return { shape: outShape, data: out };
-}
 
 /** Rows [start, start + count) of axis 0. */
 export function sliceAxis0(tensor: HostTensor, start: number, count: number): HostTensor {

@@ -110,7 +110,8 @@ import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { dimToJson, dimToString, type Dim } from '../ir/dims.js';
 import { consumers, effectiveKernel, type Activation, type Graph, type Node, type NodeOf, type SettingValue, type Shape } from '../ir/graph.js';
 import { graphParameters, type ParamRole } from '../ir/params.js';
-import { checkWeights, type Weights } from '../ir/weights.js';
+import type { Weights } from '../ir/weights.js';
+import { weightDiagnostics } from './weight-diagnostics.js';
 import { writeFileAtomic } from '../runtime/data/atomic-write.js';
 import { GraphDefBuilder, packWeights, SHARD_BYTES, tfAttr, tensorShape, type TfAttrValue, type WeightsManifestGroup } from './tfjs-graphdef.js';
 import { dilateKernel, flipSpatial, gatherColumns, gatherVector, kernelAxesFirst, permute, reshape, sliceAxis0, unitAxis, type HostTensor } from './tfjs-weights.js';
@@ -302,23 +303,6 @@ export function tfjsModelArtifacts(files: ReadonlyMap<string, Uint8Array>): Tfjs
 
 // ---------------------------------------------------------------------------------------------------------------
 // Checks before anything is built
-
-function weightDiagnostics(graph: Graph, weights: Weights): Diagnostic[] {
-  const spans = new Map(graph.nodes.map((n) => [n.name, n.span]));
-  const owner = new Map(graphParameters(graph.nodes).map((p) => [p.name, p.node]));
-  const shape = (dims: readonly number[] | undefined) => `[${(dims ?? []).join(', ')}]`;
-  return checkWeights(graph, weights).map((problem) => {
-    const span = spans.get(owner.get(problem.name) ?? '');
-    switch (problem.kind) {
-      case 'missing':
-        return diagnostic('weightMissing', span, [problem.name, shape(problem.expected)]);
-      case 'shape':
-        return diagnostic('weightShape', span, [problem.name, shape(problem.expected), shape(problem.found)]);
-      case 'unused':
-        return diagnostic('weightUnused', undefined, [problem.name, shape(problem.found)]);
-    }
-  });
-}
 
 const known = (d: Dim | undefined): d is number => typeof d === 'number';
 

@@ -19,6 +19,39 @@ export interface WeightTensor {
 
 export type Weights = ReadonlyMap<string, WeightTensor>;
 
+/**
+ * Transposes row-major data: the result has shape perm.map(a => shape[a]) and out[i…] = in[i permuted back].
+ * Walking the output in row-major order, the input offset advances by the stride of the permuted axis, so the
+ * loop does one add per element and no index arithmetic. The identity permutation returns a copy.
+ */
+export function permuteTensor(tensor: WeightTensor, perm: readonly number[]): { shape: number[]; data: Float32Array } {
+  const { shape, data } = tensor;
+  const rank = shape.length;
+  const outShape = perm.map((axis) => shape[axis]!);
+  if (perm.every((axis, i) => axis === i)) return { shape: outShape, data: data.slice() };
+  const inStrides = new Array<number>(rank);
+  let stride = 1;
+  for (let axis = rank - 1; axis >= 0; axis--) {
+    inStrides[axis] = stride;
+    stride *= shape[axis]!;
+  }
+  const walk = perm.map((axis) => inStrides[axis]!);
+  const out = new Float32Array(data.length);
+  const index = new Array<number>(rank).fill(0);
+  let source = 0;
+  for (let target = 0; target < out.length; target++) {
+    out[target] = data[source]!;
+    for (let axis = rank - 1; axis >= 0; axis--) {
+      index[axis]!++;
+      source += walk[axis]!;
+      if (index[axis]! < outShape[axis]!) break;
+      source -= walk[axis]! * outShape[axis]!;
+      index[axis] = 0;
+    }
+  }
+  return { shape: outShape, data: out };
+}
+
 function fanIn(param: ParamSpec): number {
   return param.shape.slice(1).reduce((a, b) => a * b, 1);
 }

@@ -47,6 +47,7 @@ describe.skipIf(!weightsFile)('acceptance on a trained specs/fashion.cnn ($CONVS
     engine.dispose();
     expect(figures.filters.identical).toBe(false);
     expect(figures.maximizeMedianRatio).toBeGreaterThanOrEqual(10);
+    expect(figures.gradcam.hirescam.mostlyInBox).toBeGreaterThanOrEqual(0.8);
     expect(figures.gradcam['gradcam++, black reference'].mostlyInBox).toBeGreaterThanOrEqual(0.8);
     expect(figures.invert.early).toBeLessThan(figures.invert.late);
   });

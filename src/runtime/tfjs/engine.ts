@@ -273,6 +273,23 @@ export class TfjsEngine {
     return this.paramsByNode.get(node)?.get(role);
   }
 
+  /**
+   * What `lowerNode` needs to lower this engine's nodes one by one (training-mode behaviour and batch
+   * statistics as `options` say; inference and no dropout by default): for callers that walk the graph
+   * themselves, such as fake quantisation and the visualisations' partial runs.
+   */
+  loweringContext(bindings: ReadonlyMap<string, number>, options: Pick<LoweringContext, 'training' | 'dropoutSeed' | 'batchStatistics'> = { training: false, dropoutSeed: () => 0 }): LoweringContext {
+    return {
+      ...options,
+      bindings,
+      param: (node, role) => {
+        const parameter = this.paramsByNode.get(node.name)?.get(role);
+        if (!parameter) throw new Error(`internal: ${node.name} has no ${role}`);
+        return parameter.variable;
+      },
+    };
+  }
+
   /** Makes this engine's backend the active one (synchronous once the backend is initialised). */
   activate(): void {
     if (this.disposed) throw new EngineError(`the engine for ${this.graph.name} has been disposed`);
@@ -389,17 +406,11 @@ export class TfjsEngine {
     const bindings = this.bindSymbols(feeds);
     const values = new Map<string, tf.Tensor>(feeds);
     const seed = options.seed ?? this.seed;
-    const context: LoweringContext = {
+    const context = this.loweringContext(bindings, {
       training: options.training,
-      bindings,
-      param: (node, role) => {
-        const parameter = this.paramsByNode.get(node.name)?.get(role);
-        if (!parameter) throw new Error(`internal: ${node.name} has no ${role}`);
-        return parameter.variable;
-      },
       dropoutSeed: (node) => deriveSeed(seed, this.graph.nodes.indexOf(node)),
       batchStatistics: options.onBatchStatistics ? (node, mean, variance) => options.onBatchStatistics!({ node, mean, variance }) : undefined,
-    };
+    });
     const expectedShapes = tensorShapes(this.graph);
     const references = new Map<tf.Tensor, number>();
     for (const tensor of feeds.values()) references.set(tensor, (references.get(tensor) ?? 0) + 1);

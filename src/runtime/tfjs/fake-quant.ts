@@ -25,7 +25,7 @@ import { fakeQuantizedWeights, quantizedTensors } from '../../passes/quantize.js
 import { ActivationStatistics } from '../../passes/quantize-calibration.js';
 import { iterateBatches, type Dataset } from '../data/dataset.js';
 import { createEngine, EngineError, toInternal, toLogical, type TensorData, type TfjsEngine, type TfjsEngineOptions } from './engine.js';
-import { lowerNode, type LoweringContext } from './ops.js';
+import { lowerNode } from './ops.js';
 
 /** x̂ = (clamp(round(x/s) + z, −128, 127) − z)·s. */
 export function fakeQuantize(x: tf.Tensor, p: TensorQuantization): tf.Tensor {
@@ -55,16 +55,7 @@ export function forwardInference(engine: TfjsEngine, feeds: ReadonlyMap<string, 
     const p = quantization?.get(name);
     values.set(name, p ? fakeQuantize(tensor, p) : tensor);
   }
-  const context: LoweringContext = {
-    training: false,
-    bindings,
-    param: (node, role) => {
-      const parameter = engine.parameter(node.name, role);
-      if (!parameter) throw new Error(`internal: ${node.name} has no ${role}`);
-      return parameter.variable;
-    },
-    dropoutSeed: () => 0,
-  };
+  const context = engine.loweringContext(bindings);
   for (const node of engine.graph.nodes) {
     const inputs = node.inputs.map((name) => {
       const value = values.get(name);

@@ -23,6 +23,7 @@
  *   tfjs's [K…, C, M], which is a view of the same order because output channel o = c·M + m.
  *   Vectors (biases, batch-norm parameters and statistics) are unchanged.
  */
+import { permuteTensor } from '../../ir/weights.js';
 
 /** Permutation that takes a logical (channels-first) tensor of rank `rank` to the engine's layout. */
 export function toInternalPermutation(rank: number): number[] {
@@ -75,31 +76,7 @@ export function invertPermutation(perm: readonly number[]): number[] {
 
 /** Applies a permutation to row-major data: out has shape perm.map(a => shape[a]). */
 export function permuteData(data: Float32Array, shape: readonly number[], perm: readonly number[]): { data: Float32Array; shape: number[] } {
-  const rank = shape.length;
-  const outShape = perm.map((axis) => shape[axis]!);
-  if (perm.every((axis, i) => axis === i)) return { data: data.slice(), shape: outShape };
-  const inStrides = new Array<number>(rank);
-  let stride = 1;
-  for (let axis = rank - 1; axis >= 0; axis--) {
-    inStrides[axis] = stride;
-    stride *= shape[axis]!;
-  }
-  // Walking the output in row-major order, the input offset advances by the stride of the permuted axis.
-  const strides = perm.map((axis) => inStrides[axis]!);
-  const out = new Float32Array(data.length);
-  const index = new Array<number>(rank).fill(0);
-  let source = 0;
-  for (let target = 0; target < out.length; target++) {
-    out[target] = data[source]!;
-    for (let axis = rank - 1; axis >= 0; axis--) {
-      index[axis]!++;
-      source += strides[axis]!;
-      if (index[axis]! < outShape[axis]!) break;
-      source -= strides[axis]! * outShape[axis]!;
-      index[axis] = 0;
-    }
-  }
-  return { data: out, shape: outShape };
+  return permuteTensor({ data, shape }, perm);
 }
 
 function identity(rank: number): number[] {

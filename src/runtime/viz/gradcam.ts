@@ -30,7 +30,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Node } from '../../ir/graph.js';
 import { inferReceptiveFields } from '../../passes/receptive-field.js';
 import type { TfjsEngine } from '../tfjs/engine.js';
-import { checkSample, classCount, classifierFeatureLayers, feedsOf, modelInput, resolveLayer, runGraph, sampleToInternal, scoreNode, VizError } from './network.js';
+import { checkSample, classCount, classifierFeatureLayers, feedsOf, feedsPositionSpecificHead, modelInput, resolveLayer, runGraph, sampleToInternal, scoreNode, VizError } from './network.js';
 import type { Sample } from './render.js';
 import { resampleToInput, type AxisPlacement } from './resample.js';
 
@@ -174,6 +174,9 @@ export async function gradCam(engine: TfjsEngine, sample: Sample, options: GradC
     if (references) tf.dispose(references);
     tf.dispose([...forward.values()]);
     if (heat.every((v) => v === 0)) notes.push(`the map is zero: no position of ${names.join(', ')} raises the score of class ${classIndex} to first order`);
+    const flattened = names.filter((n) => feedsPositionSpecificHead(graph, n));
+    if (method !== 'hirescam' && flattened.length > 0)
+      notes.push(`${flattened.join(', ')} reaches the classifier through a flatten, whose dense layer weighs every position separately; ${CAM_METHOD_NAMES[method]} averages those weights per channel, and --method hirescam keeps them`);
     if (layers.length > 1) notes.push(`the maps of ${layers.length} layers (${names.join(', ')}) are summed at input resolution`);
     return { method, classIndex, predicted, scores, probabilities: softmax(scores), heat, spatial, layers: layerCams, notes };
   } finally {

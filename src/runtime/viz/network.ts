@@ -18,9 +18,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { didYouMean } from '../../diagnostics.js';
 import { dimToString } from '../../ir/dims.js';
-import type { Graph, GraphInput, Node } from '../../ir/graph.js';
+import { consumers, type Graph, type GraphInput, type Node } from '../../ir/graph.js';
 import { toInternal, toLogical, type TfjsEngine } from '../tfjs/engine.js';
-import { lowerNode, type LoweringContext } from '../tfjs/ops.js';
+import { lowerNode } from '../tfjs/ops.js';
 import type { Sample } from './render.js';
 
 /** A visualisation that cannot run as asked (wrong layer, a technique that does not apply to this model…). */
@@ -101,6 +101,27 @@ export function classifierFeatureLayers(graph: Graph): Node[] {
   return found;
 }
 
+/**
+ * Whether a feature map reaches the classifier through a flatten or reshape (after element-wise ops and local
+ * pools), so that the head weighs every position separately, rather than through global pooling. Grad-CAM's
+ * per-channel average of the gradient then discards those position-specific weights (HiResCAM keeps them).
+ */
+export function feedsPositionSpecificHead(graph: Graph, layer: string): boolean {
+  const readers = consumers(graph);
+  const seen = new Set<string>();
+  const pending = [layer];
+  while (pending.length > 0) {
+    const name = pending.pop()!;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    for (const reader of readers.get(name) ?? []) {
+      if (reader.op === 'flatten' || reader.op === 'reshape') return true;
+      if (PASS_THROUGH.has(reader.op) || reader.op === 'activation' || reader.op === 'batchnorm') pending.push(reader.name);
+    }
+  }
+  return false;
+}
+
 /** The class-score node: the first output, or the input of a final softmax (Grad-CAM wants pre-softmax scores). */
 export function scoreNode(graph: Graph): { node: Node; note?: string } {
   const output = graph.outputs[0];
@@ -149,16 +170,7 @@ export function runGraph(engine: TfjsEngine, feeds: ReadonlyMap<string, tf.Tenso
     else if (!feeds.has(name)) throw new VizError(`${graph.name} has no tensor '${name}'`);
   }
   const bindings = engine.bindSymbols(feeds);
-  const context: LoweringContext = {
-    training: false,
-    bindings,
-    param: (node, role) => {
-      const parameter = engine.parameter(node.name, role);
-      if (!parameter) throw new Error(`internal: ${node.name} has no ${role}`);
-      return parameter.variable;
-    },
-    dropoutSeed: () => 0,
-  };
+  const context = engine.loweringContext(bindings);
   const values = new Map<string, tf.Tensor>(feeds);
   for (const [name, tensor] of replace) values.set(name, tensor);
   for (const node of graph.nodes) {
