@@ -62,15 +62,28 @@ function seedFor(seed: number, name: string): number {
   return deriveSeed(seed, hash);
 }
 
+/**
+ * data[i] = (2u − 1)·bound for the uniform numbers u of `createMulberry32(seed)`, the same stream written out in
+ * the loop: a closure call per element made this a fifth of compiling ResNet-50 (25.6M weights).
+ */
+function fillUniform(data: Float32Array, seed: number, bound: number): void {
+  let state = seed >>> 0;
+  for (let i = 0; i < data.length; i++) {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let mixed = state;
+    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1);
+    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
+    data[i] = (2 * (((mixed ^ (mixed >>> 14)) >>> 0) / 4294967296) - 1) * bound;
+  }
+}
+
 /** Training initialisation (He uniform weights, zero biases, identity batch norm). */
 export function initializeWeights(graph: Graph, seed = 0): Map<string, WeightTensor> {
   const weights = new Map<string, WeightTensor>();
   for (const param of graphParameters(graph.nodes)) {
     const data = new Float32Array(parameterSize(param));
     if (param.role === 'weight' && param.shape.length >= 2) {
-      const random = createMulberry32(seedFor(seed, param.name));
-      const bound = Math.sqrt(6 / Math.max(1, fanIn(param)));
-      for (let i = 0; i < data.length; i++) data[i] = (2 * random() - 1) * bound;
+      fillUniform(data, seedFor(seed, param.name), Math.sqrt(6 / Math.max(1, fanIn(param))));
     } else if ((param.role === 'weight' && param.shape.length === 1) || param.role === 'running_var') {
       data.fill(1);
     }
