@@ -9,7 +9,8 @@
  * Expressions (conditions, asserts, computed arguments) are written as strings of the language's expression
  * syntax; plain JSON numbers, booleans, lists and strings are literal values.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv as AjvClass, ErrorObject, ValidateFunction } from 'ajv';
 import * as fs from 'node:fs';
 import { type Diagnostic, DiagnosticBag, didYouMean } from '../diagnostics.js';
 import { quote } from '../parser/index.js';
@@ -162,7 +163,11 @@ export function isJsonSpecPath(file: string): boolean {
 let validator: ValidateFunction | undefined;
 
 function validate(document: unknown) {
-  if (!validator) validator = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(SPEC_SCHEMA);
+  if (!validator) {
+    // Loaded on the first JSON spec only: ajv and its dependencies are a tenth of `convspec check`'s start-up.
+    const { Ajv } = createRequire(import.meta.url)('ajv') as { Ajv: typeof AjvClass };
+    validator = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(SPEC_SCHEMA);
+  }
   const valid = validator(document);
   return { valid, errors: validator.errors ?? [] };
 }

@@ -169,7 +169,7 @@ describe('(a) random valid specs', () => {
 
   it('cover what the generator promises: ranks, symbolic sizes, blocks, repeat, when, concat and residuals', () => {
     // A generator that silently stopped producing a feature would leave the property above toothless.
-    const samples = fc.sample(validSpec(), { numRuns: 300 });
+    const samples = fc.sample(validSpec(), { numRuns: 300, seed: 20261128 });
     const share = (pattern: RegExp) => samples.filter((s) => pattern.test(s)).length / samples.length;
     expect(share(/f32\[\w+, \d+, \w+\]/)).toBeGreaterThan(0.1);
     expect(share(/f32\[\w+, \d+, \w+, \w+\]/)).toBeGreaterThan(0.1);
