@@ -16,6 +16,10 @@
  * The graph is unchanged (the zeros are in the weights), so MACs as runtimes execute them stay; the report gives
  * the MACs over non-zero weights too, and the gzip size of the ONNX file, which the zeros do shrink.
  *
+ * Batch norm: with training data, the running statistics are re-estimated right after pruning and again after
+ * fine-tuning (`recalibrateBatchNorm`, EagleEye's adaptive batch norm): pruning leaves them describing the unpruned
+ * network, which alone can drop a pruned model to chance accuracy.
+ *
  * The report: parameters (and non-zero ones), MACs, ONNX size (and gzipped), accuracy on the test split (tfjs
  * engine; before pruning, right after it, after fine-tuning) and ONNX Runtime latency at batch 8 with 2 threads
  * of the inference exports before and after (alternating runs).
@@ -37,7 +41,7 @@ import { compareLatency, type OrtLatency } from './ort/measure.js';
 import type { BackendPreference } from './tfjs/backend.js';
 import { createEngine, type TfjsEngine } from './tfjs/engine.js';
 import type { OptimizerOptions } from './tfjs/optimizers.js';
-import { evaluate, trainModel, type TrainOptions } from './tfjs/train.js';
+import { evaluate, recalibrateBatchNorm, trainModel, type TrainOptions } from './tfjs/train.js';
 
 /** Passes the ONNX export of a pruned model runs (compile's defaults). */
 const INFERENCE_PASSES = 'eliminate-dropout,eliminate-dead,fold-pad,fold-bn';
@@ -110,8 +114,10 @@ export interface PruneReport {
   readonly sparsity: number;
   readonly finetune: { readonly epochs: number; readonly steps: number; readonly schedule?: SparsitySchedule };
   readonly before: ModelFigures;
-  /** Accuracy right after pruning, before fine-tuning. */
+  /** Accuracy right after pruning (batch norm re-estimated when training data is given), before fine-tuning. */
   readonly prunedAccuracy?: number;
+  /** The last re-estimation of the batch-norm running statistics (`recalibrateBatchNorm`). */
+  readonly batchNormRecalibration?: BatchNormRecalibration;
   readonly after: ModelFigures;
   /** after / before. */
   readonly ratios: { readonly params: number; readonly nonZeroParams: number; readonly macs: number; readonly onnxBytes: number; readonly latency?: number };
@@ -188,6 +194,22 @@ function applyMasks(engine: TfjsEngine, masks: ReadonlyMap<string, tf.Tensor>): 
   });
 }
 
+export interface BatchNormRecalibration {
+  readonly samples: number;
+  readonly layers: number;
+}
+
+/** Batch-norm statistics of the pruned network (`recalibrateBatchNorm`: stale after pruning or fine-tuning). */
+async function recalibrate(engine: TfjsEngine, train: Dataset, log: (line: string) => void): Promise<BatchNormRecalibration> {
+  const samples = Math.min(train.count, RECALIBRATION_SAMPLES);
+  const layers = await recalibrateBatchNorm(engine, train, { samples });
+  if (layers.length > 0) log(`batch-norm statistics of ${layers.length} layers re-estimated on ${samples} training samples`);
+  return { samples, layers: layers.length };
+}
+
+/** Training samples the batch-norm statistics are re-estimated on. */
+const RECALIBRATION_SAMPLES = 2048;
+
 async function accuracyOf(engine: TfjsEngine, test: Dataset | undefined, limit: number | undefined): Promise<number | undefined> {
   if (!test) return undefined;
   const data = limit && limit < test.count ? { ...test, images: test.images.subarray(0, limit * (test.images.length / test.count)), labels: test.labels.subarray(0, limit), count: limit } : test;
@@ -220,9 +242,14 @@ export async function pruneModel(graph: Graph, weights: Weights, options: PruneM
 
   const engine = await createEngine(prunedGraph, prunedWeights, engineOptions);
   let prunedAccuracy: number | undefined;
+  let recalibration: BatchNormRecalibration | undefined;
   let steps = 0;
   let schedule: SparsitySchedule | undefined;
   try {
+    if (options.train) {
+      recalibration = await recalibrate(engine, options.train, log);
+      prunedWeights = await engine.getWeights();
+    }
     if (options.test) {
       prunedAccuracy = await accuracyOf(engine, options.test, options.evaluationLimit);
       log(`accuracy right after pruning: ${prunedAccuracy === undefined ? '-' : (100 * prunedAccuracy).toFixed(2)}%`);
@@ -280,6 +307,9 @@ export async function pruneModel(graph: Graph, weights: Weights, options: PruneM
         layers.splice(0, layers.length, ...final.diagnostics.filter((d) => d.code === 'CNN7004').map((d) => d.message.replace(/^prune-magnitude: /, '')));
         engine.setWeights(prunedWeights);
       }
+      // the running statistics are moving averages over weights that kept changing: estimate them once more
+      recalibration = await recalibrate(engine, options.train, log);
+      prunedWeights = await engine.getWeights();
     }
     const afterAccuracy = options.finetuneEpochs > 0 ? await accuracyOf(engine, options.test, options.evaluationLimit) : prunedAccuracy;
     const afterOnnx = inferenceOnnx(prunedGraph, prunedWeights);
@@ -306,6 +336,7 @@ export async function pruneModel(graph: Graph, weights: Weights, options: PruneM
       finetune: { epochs: options.finetuneEpochs, steps, ...(schedule ? { schedule } : {}) },
       before: { ...before, ...(beforeAccuracy !== undefined ? { accuracy: beforeAccuracy } : {}), ...(beforeLatency ? { latency: beforeLatency } : {}) },
       ...(prunedAccuracy !== undefined ? { prunedAccuracy } : {}),
+      ...(recalibration ? { batchNormRecalibration: recalibration } : {}),
       after: { ...after, ...(afterAccuracy !== undefined ? { accuracy: afterAccuracy } : {}), ...(afterLatency ? { latency: afterLatency } : {}) },
       ratios: {
         params: round(after.params / before.params),

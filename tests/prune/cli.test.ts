@@ -38,6 +38,7 @@ interface Report {
   ratios: { macs: number; params: number; onnxBytes: number };
   finetune: { epochs: number; steps: number; schedule?: { finalSparsity: number; endStep: number } };
   specReElaborates: boolean;
+  batchNormRecalibration?: { samples: number; layers: number };
   layers: string[];
 }
 
@@ -55,6 +56,8 @@ describe('convspec prune', () => {
     expect(report.after.params).toBeLessThan(report.before.params);
     expect(report.after.onnxBytes).toBeLessThan(report.before.onnxBytes);
     expect(report.finetune.steps).toBeGreaterThan(0);
+    // the batch norms of the pruned network were re-estimated on training data (after fine-tuning, last)
+    expect(report.batchNormRecalibration).toEqual({ samples: 2048, layers: 2 });
     // the written spec is a valid spec with the pruned widths, and the weights fit it
     const pruned = checkSpec(path.join(out, 'Tiny.cnn'));
     expect(pruned.ok).toBe(true);

@@ -114,6 +114,8 @@ export async function runPrune(file: string, options: PruneCommandOptions, outpu
         ...(settings.labelSmoothing !== undefined ? { labelSmoothing: settings.labelSmoothing } : {}),
         ...(settings.augmentation ? { augmentation: settings.augmentation } : {}),
         ...(settings.clipNorm !== undefined ? { clipNorm: settings.clipNorm } : {}),
+        ...(settings.schedule ? { schedule: settings.schedule } : {}),
+        ...(settings.warmup ? { warmup: settings.warmup } : {}),
       },
       exclude: options.exclude,
       backend: options.backend,
