@@ -11,7 +11,7 @@
  *
  * Targets: latency ratio ≤ 1.02 (within 2 % of torch.onnx's graph), and a file no larger (size ratio ≤ 1).
  */
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { failureReason } from '../lib/proc.js';
@@ -84,6 +84,34 @@ async function attempt(fn) {
   }
 }
 
+/**
+ * Where the two files' bytes differ: weight bytes (initializer raw data), the initializers torch.onnx stores once
+ * for several readers (equal tensors, such as the all-zero biases BN folding gives an untrained model), and what
+ * convspec writes that torch.onnx does not (metadata_props: frozen flags, regularisers, spec hash; value_info:
+ * the shape of every intermediate tensor).
+ */
+async function sizeBreakdown(ctx, model, convspecFile, peerFile) {
+  const { decodeModel } = await ctx.importDist('codegen/onnx-model.js', ['decodeModel']);
+  const describe = (file) => {
+    const decoded = decodeModel(readFileSync(file), file);
+    const graph = decoded.graph ?? {};
+    const initializers = graph.initializer ?? [];
+    const weightBytes = initializers.reduce((sum, t) => sum + (t.rawData?.length ?? 0), 0);
+    const metadata = (decoded.metadataProps ?? []).reduce((sum, p) => sum + (p.key?.length ?? 0) + (p.value?.length ?? 0), 0);
+    return { initializers: initializers.length, weightBytes, metadata, valueInfo: (graph.valueInfo ?? []).length };
+  };
+  const ours = describe(convspecFile);
+  const theirs = describe(peerFile);
+  const kib = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
+  return (
+    `${model.label} file size: convspec ${ours.initializers} initializers with ${kib(ours.weightBytes)} of weights, torch.onnx ${theirs.initializers} with ${kib(theirs.weightBytes)}` +
+    (ours.weightBytes > theirs.weightBytes
+      ? ` (${kib(ours.weightBytes - theirs.weightBytes)} less: it stores equal tensors once, here the all-zero biases that folding the untrained batch norms gives, which trained weights do not have); `
+      : '; ') +
+    `convspec adds ${kib(ours.metadata)} of metadata_props (frozen flags, regularisers, spec hash) and ${ours.valueInfo} value_info shapes (torch.onnx: ${kib(theirs.metadata)}, ${theirs.valueInfo}).`
+  );
+}
+
 export async function run(ctx) {
   const { OrtEngine } = await ctx.importDist('runtime/ort/engine.js', ['OrtEngine']);
   const rows = [];
@@ -101,6 +129,7 @@ export async function run(ctx) {
     const files = { convspec: convspecFile, peer: await attempt(() => exportTorch(ctx, model)) };
     const size = (side) => (files[side].file ? { value: statSync(files[side].file).size } : { unavailable: files[side].unavailable });
     rows.push(ctx.row(`${model.label} file size`, 'bytes', { convspec: size('convspec'), peer: size('peer') }, { target: { on: 'ratio', op: '<=', value: 1, text: 'no larger (ratio ≤ 1)' } }));
+    if (files.convspec.file && files.peer.file) notes.push(await sizeBreakdown(ctx, model, files.convspec.file, files.peer.file));
 
     for (const threads of [1, 2]) {
       const engines = {};
