@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { checkSpec } from '../../src/check.js';
 import { main } from '../../src/cli/main.js';
 import { elaborate } from '../../src/elaborate/elaborate.js';
 import type { Graph } from '../../src/ir/graph.js';
@@ -53,5 +54,33 @@ describe.runIf(specs.length > 0)('example specs', () => {
     const reformatted = elaborate(file, { text: formatted });
     expect(reformatted.diagnostics.map((d) => d.code)).toEqual(original.diagnostics.map((d) => d.code));
     expect(meaning(reformatted.graph)).toEqual(meaning(original.graph));
+  });
+});
+
+/** The JSON form of example specs: specs/json/<name>.json is specs/<name>.cnn written for tools that generate models. */
+const jsonSpecs = fs.existsSync(path.join(projectRoot, 'specs/json'))
+  ? fs.readdirSync(path.join(projectRoot, 'specs/json')).filter((f) => f.endsWith('.json')).sort()
+  : [];
+
+describe('JSON versions of example specs', () => {
+  it('there are at least two', () => {
+    expect(jsonSpecs.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it.each(jsonSpecs)('specs/json/%s checks, and elaborates to the IR of its .cnn twin (source spans and file aside)', async (name) => {
+    const out: string[] = [];
+    const file = path.join(projectRoot, 'specs/json', name);
+    const code = await main(['node', 'convspec', 'check', file], { out: (t) => out.push(t), err: (t) => out.push(t) });
+    expect(out.join('\n')).toMatch(/✓/);
+    expect(code).toBe(0);
+    const fromJson = checkSpec(file);
+    const fromText = checkSpec(path.join(projectRoot, 'specs', name.replace(/\.json$/, '.cnn')));
+    expect(fromJson.ok).toBe(true);
+    const strip = (graph: Graph | undefined) => {
+      const m = meaning(graph) as Record<string, unknown>;
+      delete m['source'];
+      return m;
+    };
+    expect(strip(fromJson.graph)).toEqual(strip(fromText.graph));
   });
 });
