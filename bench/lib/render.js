@@ -201,6 +201,8 @@ export function renderGpu(gpu) {
   if (torch.available === false) reasons.push(`- PyTorch: ${torch.reason}`);
   if (torch.training?.error) reasons.push(`- PyTorch training: ${torch.training.error}`);
   if (reasons.length) out.push('Not available:', '', ...reasons, '');
+  // Figures measured on a GPU machine outside bench/gpu.sh, with where they came from (`notes` in the JSON).
+  if (Array.isArray(gpu.notes) && gpu.notes.length) out.push(...gpu.notes.map((n) => `- ${n}`), '');
   return out;
 }
 
