@@ -78,7 +78,30 @@ export async function run(ctx) {
   }
   notes.push(`PyTorch: ${windows} windows of ${steps} steps after 5 warm-up steps in each process, median window; the row is the median over the processes.`);
   notes.push(...scalingNotes(rows));
+  notes.push(...(await arithmeticNotes(ctx, rows)));
   return { rows, notes };
+}
+
+/**
+ * The arithmetic rate each side sustains: a training step costs about three times the forward MACs (forward,
+ * input gradient, filter gradient), so images/s × 3 × MACs × 2 is FLOP/s. On wasm the convolutions run in
+ * XNNPACK's SIMD128 kernels (4 float lanes, no fused multiply-add); PyTorch's CPU build runs oneDNN convolutions
+ * JIT-compiled for the CPU's AVX2 / AVX-512 with FMA, so the same core does several times the work per cycle: this rate, not the engine's
+ * bookkeeping, bounds the ratio.
+ */
+async function arithmeticNotes(ctx, rows) {
+  const one = rows.find((r) => r.name === `Fashion-MNIST CNN, batch ${BATCH}, 1 thread`);
+  if (typeof one?.convspec !== 'number' || typeof one?.peer !== 'number') return [];
+  const { elaborate } = await ctx.importDist('elaborate/elaborate.js', ['elaborate']);
+  const { computeCost } = await ctx.importDist('passes/cost.js', ['computeCost']);
+  const graph = elaborate(path.join(ctx.root, 'specs/fashion.cnn')).graph;
+  const macs = graph ? computeCost(graph).totals.macs : undefined;
+  if (typeof macs !== 'number') return [];
+  const gflops = (imagesPerSecond) => (imagesPerSecond * 3 * macs * 2) / 1e9;
+  return [
+    `Arithmetic at 1 thread: a step costs about 3 × ${(macs / 1e6).toFixed(1)}M MACs per image (forward, input and filter gradients), so convspec sustains about ${gflops(one.convspec).toFixed(0)} GFLOP/s and PyTorch ${gflops(one.peer).toFixed(0)} GFLOP/s. ` +
+      "On wasm the convolutions are XNNPACK's SIMD128 kernels (4 float lanes, no fused multiply-add; a profile of bench/lib/train-library.js puts two thirds of the time in them), PyTorch runs oneDNN (mkldnn) convolutions, JIT-compiled for this CPU's AVX2/AVX-512 with FMA: the backend's arithmetic rate, not the engine, sets this ratio. The native tensorflow backend (@tensorflow/tfjs-node, optional) downloads libtensorflow at install and cannot be installed on this machine.",
+  ];
 }
 
 /**
