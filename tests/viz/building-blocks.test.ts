@@ -239,6 +239,7 @@ describe('HiResCAM', () => {
       async (engine) => {
         for (const k of [0, 1, 2]) {
           const plain = await gradCam(engine, sample, { classIndex: k });
+          expect(plain.method).toBe('gradcam'); // auto: Grad-CAM under global average pooling
           const hires = await gradCam(engine, sample, { classIndex: k, method: 'hirescam' });
           hires.layers[0]!.cam.forEach((v, p) => expect(v).toBeCloseTo(plain.layers[0]!.cam[p]!, 6));
         }
@@ -255,7 +256,9 @@ describe('HiResCAM', () => {
         const features = w.shape[1]!;
         for (const k of [0, 1, 2]) {
           const result = await gradCam(engine, sample, { classIndex: k, method: 'hirescam' });
-          const plain = await gradCam(engine, sample, { classIndex: k });
+          const plain = await gradCam(engine, sample, { classIndex: k, method: 'gradcam' });
+          // the default (auto) picks HiResCAM for a flatten → dense head
+          expect((await gradCam(engine, sample, { classIndex: k })).method).toBe('hirescam');
           for (let p = 0; p < 30; p++) {
             let v = 0;
             for (let c = 0; c < 4; c++) v += w.data[k * features + c * 30 + p]! * activations[p * 4 + c]!;

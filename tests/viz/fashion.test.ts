@@ -79,11 +79,11 @@ describe('acceptance on a Fashion-MNIST CNN trained by convspec', () => {
     for (const m of figures.maximize) expect(m.end).toBeGreaterThan(m.start);
   });
 
-  // Plain Grad-CAM (the default method) does not meet this on Fashion-MNIST: the CNN ends in flatten → dense, whose
+  // Plain Grad-CAM (--method gradcam) does not meet this on Fashion-MNIST: the CNN ends in flatten → dense, whose
   // weights differ per position, and Grad-CAM averages them per channel; with batch norm the black background is
   // also active in every map. HiResCAM keeps the per-position weights and meets it with no reference input; a black
   // reference (--baseline zeros) moves every variant's map towards the object. The figures of all five are printed.
-  it('puts most of HiResCAM for the true class inside the object’s box for ≥ 80% of samples', () => {
+  it('puts most of HiResCAM (the default method here) for the true class inside the object’s box for ≥ 80% of samples', () => {
     const cam = figures.gradcam.hirescam;
     expect(cam.mostlyInBox).toBeGreaterThanOrEqual(0.8);
     // more in the box than a uniform map would put there
@@ -117,7 +117,9 @@ describe('the CLI on the trained model', () => {
     const cam = await runCli('viz', 'gradcam', ...common, '--data', 'fashion-mnist-subset', '--count', '3');
     expect(cam.code, cam.stderr).toBe(0);
     expect(cam.stdout).toMatch(/#0 label Ankle boot: predicted/);
-    expect(cam.stderr).toMatch(/note: stage2\.conv_bn_relu2\.relu1 reaches the classifier through a flatten.*--method hirescam keeps them/);
+    // the default method is auto: HiResCAM for this flatten → dense head, and it says why
+    expect(cam.stderr).toMatch(/note: method auto: HiResCAM, since stage2\.conv_bn_relu2\.relu1 reaches the classifier through a flatten/);
+    expect(JSON.parse(fs.readFileSync(path.join(out(), 'gradcam.json'), 'utf8')).method).toBe('hirescam');
     const camJson = JSON.parse(fs.readFileSync(path.join(out(), 'gradcam.json'), 'utf8')) as { samples: { layers: { layer: string; alignedByReceptiveField: boolean }[]; heatInForegroundBox: number }[] };
     expect(camJson.samples).toHaveLength(3);
     expect(camJson.samples[0]!.layers).toEqual([{ layer: 'stage2.conv_bn_relu2.relu1', dims: [14, 14], alignedByReceptiveField: true }]);
@@ -126,10 +128,10 @@ describe('the CLI on the trained model', () => {
     const referenced = await runCli('viz', 'gradcam', ...common, '--data', 'fashion-mnist-subset', '--index', '9', '--method', 'gradcam++', '--baseline', 'zeros', '--class', '7');
     expect(referenced.code, referenced.stderr).toBe(0);
     expect(referenced.stdout).toMatch(/#9 label .*map for Sneaker/);
-    const hires = await runCli('viz', 'gradcam', ...common, '--data', 'fashion-mnist-subset', '--index', '9', '--method', 'hirescam');
-    expect(hires.code, hires.stderr).toBe(0);
-    expect(hires.stderr).not.toMatch(/--method hirescam keeps them/);
-    expect(JSON.parse(fs.readFileSync(path.join(out(), 'gradcam.json'), 'utf8')).method).toBe('hirescam');
+    const plain = await runCli('viz', 'gradcam', ...common, '--data', 'fashion-mnist-subset', '--index', '9', '--method', 'gradcam');
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).toMatch(/note: stage2\.conv_bn_relu2\.relu1 reaches the classifier through a flatten.*--method hirescam keeps them/);
+    expect(JSON.parse(fs.readFileSync(path.join(out(), 'gradcam.json'), 'utf8')).method).toBe('gradcam');
 
     const maximize = await runCli('viz', 'maximize', ...common, '--class', '1,7', '--steps', '64');
     expect(maximize.code, maximize.stderr).toBe(0);

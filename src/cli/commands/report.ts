@@ -1,6 +1,6 @@
 /**
  * `convspec report SPEC [--weights FILE] [--history FILE] [--data PATH] [--input FILE] [--count N]
- *                 [--method gradcam|gradcam++|hirescam] [--baseline-zeros] -o DIR`
+ *                 [--method auto|gradcam|gradcam++|hirescam] [--baseline-zeros] -o DIR`
  *
  * Writes DIR/report.html, one self-contained page (src/runtime/viz/report.ts): the summary table, receptive-field
  * and channel growth per layer, the first layer's filters, Grad-CAMs of a few test samples (one per class, for the
@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { ElaborateOptions } from '../../elaborate/elaborate.js';
 import type { ReportHistory, ReportImage, ReportInput } from '../../runtime/viz/report.js';
-import type { CamMethod } from '../../runtime/viz/gradcam.js';
+import type { CamMethodChoice } from '../../runtime/viz/gradcam.js';
 import type { Sample } from '../../runtime/viz/render.js';
 import { EXIT, UsageError, type Output } from '../output.js';
 import { guarded, parseIndexList, type BackendFlag, type CommandContext } from './viz.js';
@@ -29,7 +29,7 @@ export interface ReportCommandOptions {
   readonly backend: BackendFlag;
   readonly seed?: number;
   /** Grad-CAM weighting and reference, as `viz gradcam` takes them. */
-  readonly method?: CamMethod;
+  readonly method?: CamMethodChoice;
   readonly baselineZeros?: boolean;
   readonly elaborate: ElaborateOptions;
 }
@@ -104,20 +104,22 @@ export async function runReport(file: string, options: ReportCommandOptions, out
       try {
         const images: ReportImage[] = [];
         let camNotes: string[] = [];
+        let method: string = viz.CAM_METHOD_NAMES.gradcam;
         for (const { sample, label, name } of samples) {
           const result = await viz.gradCam(engine, sample, {
-            method: options.method ?? 'gradcam',
+            method: options.method ?? 'auto',
             ...(label !== undefined ? { classIndex: label } : {}),
             ...(options.baselineZeros ? { baseline: { data: new Float32Array(sample.data.length), dims: sample.dims } } : {}),
           });
           camNotes = result.notes;
+          method = viz.CAM_METHOD_NAMES[result.method];
           const className = (k: number) => classNames?.[k] ?? String(k);
           const pictures = viz.gradCamPictures(sample, result, name);
           const caption = `${name}: ${label !== undefined ? `true ${className(label)}, ` : ''}predicted ${className(result.predicted)} (p ${result.probabilities[result.predicted]!.toFixed(2)}); map for ${className(result.classIndex)}`;
-          images.push({ png: viz.encodePng(pictures.panel), caption, alt: `Grad-CAM of ${name}` });
+          images.push({ png: viz.encodePng(pictures.panel), caption, alt: `${viz.CAM_METHOD_NAMES[result.method]} of ${name}` });
         }
         const layers = viz.classifierFeatureLayers(graph).map((l) => l.name);
-        const how = `${viz.CAM_METHOD_NAMES[options.method ?? 'gradcam']}${options.baselineZeros ? ' against an all-zero reference input' : ''}`;
+        const how = `${method}${options.baselineZeros ? ' against an all-zero reference input' : ''}`;
         gradcams = { images, notes: [`${how} at ${layers.join(', ')}, for the true class where the label is known; input, heatmap (inferno: bright is important) and overlay.`, ...camNotes] };
       } catch (error) {
         if ((error as Error).name !== 'VizError') throw error;
@@ -160,7 +162,7 @@ export async function runReport(file: string, options: ReportCommandOptions, out
   });
 }
 
-type Flags = { method: CamMethod; baselineZeros?: boolean; out: string; weights?: string; history?: string; data?: string; input?: string; count: number; index?: number[]; backend: BackendFlag; seed?: number; param: string[]; inputShape: string[]; root?: string; allowOutsideRoot?: boolean };
+type Flags = { method: CamMethodChoice; baselineZeros?: boolean; out: string; weights?: string; history?: string; data?: string; input?: string; count: number; index?: number[]; backend: BackendFlag; seed?: number; param: string[]; inputShape: string[]; root?: string; allowOutsideRoot?: boolean };
 
 export function registerReportCommand(program: Command, context: CommandContext): void {
   context
@@ -181,7 +183,7 @@ export function registerReportCommand(program: Command, context: CommandContext)
         }, 6)
         .option('--index <list>', 'sample indices: 3, 0,2,5 or 0-7', parseIndexList('--index'))
         .option('--seed <n>', 'seed for initial weights when no --weights', (v) => Number(v))
-        .addOption(new Option('--method <method>', 'Grad-CAM weighting').choices(['gradcam', 'gradcam++', 'hirescam']).default('gradcam'))
+        .addOption(new Option('--method <method>', 'Grad-CAM weighting').choices(['auto', 'gradcam', 'gradcam++', 'hirescam']).default('auto'))
         .option('--baseline-zeros', 'Grad-CAM relative to an all-zero input (see viz gradcam --baseline)'),
     )
     .addOption(context.backendOption())

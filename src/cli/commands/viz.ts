@@ -5,7 +5,7 @@
  *   filters   DIR/filters.png, filters.json                 kernels of --layer (default the first conv)
  *   maximize  DIR/maximize.png, maximize.json, maximize.npy  inputs that maximise --channel(s) of --layer, or --class
  *   gradcam   DIR/gradcam.png, gradcam-<i>-heatmap.png, gradcam-<i>-overlay.png, gradcam.json
- *             (--method gradcam|gradcam++|hirescam, --baseline zeros|FILE.npy for a reference input)
+ *             (--method auto|gradcam|gradcam++|hirescam, --baseline zeros|FILE.npy for a reference input)
  *   invert    DIR/invert.png, invert.json, invert.npy        one reconstruction per --layer (repeatable)
  *   rf        DIR/rf.png, rf.json                            theoretical box and gradient heatmap of one unit
  *
@@ -23,7 +23,7 @@ import type { ElaborateOptions } from '../../elaborate/elaborate.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Weights } from '../../ir/weights.js';
 import type { TfjsEngine } from '../../runtime/tfjs/engine.js';
-import type { CamMethod } from '../../runtime/viz/gradcam.js';
+import type { CamMethodChoice } from '../../runtime/viz/gradcam.js';
 import type { Sample } from '../../runtime/viz/render.js';
 import { EXIT, UsageError, type Output } from '../output.js';
 
@@ -308,7 +308,7 @@ export async function runVizMaximize(file: string, options: MaximizeCommandOptio
 export interface GradCamCommandOptions extends CommonVizOptions, SampleFlags {
   readonly layer?: readonly string[];
   readonly classIndex?: number;
-  readonly method: CamMethod;
+  readonly method: CamMethodChoice;
   /** 'zeros' or a .npy file: weigh activations relative to this reference input. */
   readonly baseline?: string;
 }
@@ -331,6 +331,7 @@ export async function runVizGradCam(file: string, options: GradCamCommandOptions
     ensureDirectory(options.out);
     const panels = [];
     const records = [];
+    let methodUsed: string | undefined;
     for (const [i, sample] of loaded.samples.entries()) {
       const result = await gradCam(session.engine, sample, {
         method: options.method,
@@ -339,6 +340,7 @@ export async function runVizGradCam(file: string, options: GradCamCommandOptions
         ...(baseline ? { baseline } : {}),
       });
       if (i === 0) for (const note of result.notes) output.err(`note: ${note}`);
+      methodUsed = result.method;
       const name = (k: number) => loaded.classNames?.[k] ?? String(k);
       const title = `${sampleName(loaded, i)} cam ${name(result.classIndex)} p ${result.probabilities[result.classIndex]!.toFixed(2)}`;
       const range = rangeOf(sample.data);
@@ -369,7 +371,7 @@ export async function runVizGradCam(file: string, options: GradCamCommandOptions
     session.engine.dispose();
     const png = path.join(options.out, 'gradcam.png');
     await writePng(png, stacked(panels, 6));
-    await writeJson(path.join(options.out, 'gradcam.json'), { model: session.graph.name, method: options.method, baseline: options.baseline ?? null, source: loaded.source, samples: records });
+    await writeJson(path.join(options.out, 'gradcam.json'), { model: session.graph.name, method: methodUsed ?? options.method, baseline: options.baseline ?? null, source: loaded.source, samples: records });
     output.out(`wrote ${png}, ${loaded.samples.length * 2} heatmap/overlay PNGs and ${path.join(options.out, 'gradcam.json')}`);
     return EXIT.ok;
   });
@@ -571,7 +573,7 @@ export function registerVizCommands(program: Command, context: CommandContext): 
         .argument('<spec>', 'spec file')
         .option('--class <k>', 'class to explain (default: the predicted one)', parseNumber('--class', { integer: true, min: 0 }))
         .option('--layer <name>', 'feature-map layer (repeatable; default: the maps that feed the classifier)', collect, [])
-        .addOption(new Option('--method <method>', 'weighting of the channels').choices(['gradcam', 'gradcam++', 'hirescam']).default('gradcam'))
+        .addOption(new Option('--method <method>', 'weighting of the channels').choices(['auto', 'gradcam', 'gradcam++', 'hirescam']).default('auto'))
         .option('--baseline <zeros|file.npy>', 'weigh activations relative to a reference input (an empty image: zeros)'),
     ),
   ).action(async (file: string, flags: Flags) => {
@@ -582,7 +584,7 @@ export function registerVizCommands(program: Command, context: CommandContext): 
           ...common(flags),
           ...samples(flags),
           layer: flags['layer'] as string[],
-          method: flags['method'] as CamMethod,
+          method: flags['method'] as CamMethodChoice,
           ...(flags['class'] !== undefined ? { classIndex: flags['class'] as number } : {}),
           ...(flags['baseline'] !== undefined ? { baseline: flags['baseline'] as string } : {}),
         },

@@ -16,7 +16,7 @@ export type { FilterOptions, FilterPicture } from './filters.js';
 export { maximizeActivation } from './maximize.js';
 export type { MaximizeOptions, MaximizeResult } from './maximize.js';
 export { gradCam, foregroundBox, heatFractionInside, CAM_METHOD_NAMES } from './gradcam.js';
-export type { GradCamOptions, GradCamResult, LayerCam, CamMethod, Box } from './gradcam.js';
+export type { GradCamOptions, GradCamResult, LayerCam, CamMethod, CamMethodChoice, Box } from './gradcam.js';
 export { invertFeatures } from './invert.js';
 export type { InvertOptions, Inversion } from './invert.js';
 export { receptiveFieldMap, centralBox } from './receptive.js';
