@@ -86,6 +86,19 @@ describe('convspec prune', () => {
     expect(report.specReElaborates).toBe(true);
   });
 
+  it('without fine-tuning, batch-norm statistics are still re-estimated on the training split, and written', async () => {
+    const out = path.join(dir, 'one-shot');
+    const run = await runCli(['prune', spec, ...common.filter((a, i, all) => a !== '--finetune-epochs' && all[i - 1] !== '--finetune-epochs'), '--sparsity', '0.5', '-o', out]);
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'Tiny.prune.json'), 'utf8')) as Report;
+    expect(report.finetune.steps).toBe(0);
+    expect(report.batchNormRecalibration).toEqual({ samples: 2048, layers: 2 });
+    const before = readSafetensors(weights).tensors;
+    const after = readSafetensors(path.join(out, 'Tiny.safetensors')).tensors;
+    for (const name of ['stem.bn1.running_mean', 'stem.bn1.running_var', 'b.bn1.running_mean']) expect(after.get(name)!.data, name).not.toEqual(before.get(name)!.data);
+    expect(after.get('stem.bn1.weight')!.data).toEqual(before.get('stem.bn1.weight')!.data);
+  });
+
   it('a bad sparsity is a usage error', async () => {
     const run = await runCli(['prune', spec, '--weights', weights, '--sparsity', '1.5', '-o', path.join(dir, 'bad')]);
     expect(run.code).toBe(2);

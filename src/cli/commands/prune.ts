@@ -95,7 +95,17 @@ export async function runPrune(file: string, options: PruneCommandOptions, outpu
     const { settings, problems } = readTrainingSettings(graph.training);
     for (const problem of problems) output.err(`error: train setting ${problem}`);
     if (problems.length > 0) return EXIT.inputErrors;
-    const train = options.finetuneEpochs > 0 ? loadDataFor(graph, options.data, 'train', output) : undefined;
+    // Without fine-tuning the training split only re-estimates batch-norm statistics: optional then.
+    const optionalTrainingSplit = () => {
+      try {
+        return loadDataFor(graph, options.data, 'train', { out: () => undefined, err: () => undefined });
+      } catch (error) {
+        if (!(error instanceof CommandFailure)) throw error;
+        output.err('note: no training split to re-estimate batch-norm statistics on after pruning');
+        return undefined;
+      }
+    };
+    const train = options.finetuneEpochs > 0 ? loadDataFor(graph, options.data, 'train', output) : optionalTrainingSplit();
     const test = loadDataFor(graph, options.data, 'test', output);
     const optimizer = options.lr !== undefined ? { ...(settings.optimizer ?? { kind: 'adam' as const }), learningRate: options.lr } : settings.optimizer;
 
