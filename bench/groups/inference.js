@@ -85,10 +85,10 @@ async function attempt(fn) {
 }
 
 /**
- * Where the two files' bytes differ: weight bytes (initializer raw data), the initializers torch.onnx stores once
- * for several readers (equal tensors, such as the all-zero biases BN folding gives an untrained model), and what
- * convspec writes that torch.onnx does not (metadata_props: frozen flags, regularisers, spec hash; value_info:
- * the shape of every intermediate tensor).
+ * Where the two files' bytes differ: weight bytes (initializer raw data; both sides store equal tensors, such as
+ * the all-zero biases BN folding gives an untrained model, once), and what convspec writes that torch.onnx does
+ * not (metadata_props: frozen flags, regularisers, spec hash; node doc strings: the spec line of each node;
+ * value_info: the shape of every intermediate tensor).
  */
 async function sizeBreakdown(ctx, model, convspecFile, peerFile) {
   const { decodeModel } = await ctx.importDist('codegen/onnx-model.js', ['decodeModel']);
@@ -98,7 +98,8 @@ async function sizeBreakdown(ctx, model, convspecFile, peerFile) {
     const initializers = graph.initializer ?? [];
     const weightBytes = initializers.reduce((sum, t) => sum + (t.rawData?.length ?? 0), 0);
     const metadata = (decoded.metadataProps ?? []).reduce((sum, p) => sum + (p.key?.length ?? 0) + (p.value?.length ?? 0), 0);
-    return { initializers: initializers.length, weightBytes, metadata, valueInfo: (graph.valueInfo ?? []).length };
+    const nodeDocs = (graph.node ?? []).reduce((sum, n) => sum + (n.docString?.length ?? 0), 0);
+    return { initializers: initializers.length, weightBytes, metadata, nodeDocs, valueInfo: (graph.valueInfo ?? []).length };
   };
   const ours = describe(convspecFile);
   const theirs = describe(peerFile);
@@ -108,7 +109,7 @@ async function sizeBreakdown(ctx, model, convspecFile, peerFile) {
     (ours.weightBytes > theirs.weightBytes
       ? ` (${kib(ours.weightBytes - theirs.weightBytes)} less: it stores equal tensors once, here the all-zero biases that folding the untrained batch norms gives, which trained weights do not have); `
       : '; ') +
-    `convspec adds ${kib(ours.metadata)} of metadata_props (frozen flags, regularisers, spec hash) and ${ours.valueInfo} value_info shapes (torch.onnx: ${kib(theirs.metadata)}, ${theirs.valueInfo}).`
+    `convspec adds ${kib(ours.metadata)} of metadata_props (frozen flags, regularisers, spec hash), ${kib(ours.nodeDocs)} of node doc strings (each node's line in the spec) and ${ours.valueInfo} value_info shapes (torch.onnx: ${kib(theirs.metadata)}, ${kib(theirs.nodeDocs)}, ${theirs.valueInfo}).`
   );
 }
 

@@ -306,6 +306,44 @@ export interface OnnxBuildOptions {
   readonly graphDocString?: string;
   readonly domain?: string;
   readonly modelVersion?: number;
+  /**
+   * Store equal initializers (same element type, dims and bytes) once: each later twin becomes an Identity node of
+   * the first, named `<twin>/shared`, so every name still reads its value, as torch.onnx's deduplication does.
+   */
+  readonly shareEqualInitializers?: boolean;
+}
+
+/**
+ * Splits initializers into the ones to store and Identity nodes for their equal twins. Candidates share element
+ * type and dims and hold at least MIN_SHARED_BYTES; their raw bytes are compared in full (random weights differ in
+ * the first bytes, so this costs next to nothing; equal tensors are typically the zero biases of an untrained model).
+ */
+/** Initializers smaller than this are stored even when equal to another: sharing them would cost bytes. */
+const MIN_SHARED_BYTES = 256;
+
+function shareEqualInitializers(initializers: readonly OnnxTypes.ITensorProto[]): { stored: OnnxTypes.ITensorProto[]; aliases: OnnxTypes.INodeProto[] } {
+  const stored: OnnxTypes.ITensorProto[] = [];
+  const aliases: OnnxTypes.INodeProto[] = [];
+  const byType = new Map<string, OnnxTypes.ITensorProto[]>();
+  const bytes = (t: OnnxTypes.ITensorProto) => Buffer.from(t.rawData!.buffer, t.rawData!.byteOffset, t.rawData!.byteLength);
+  for (const tensor of initializers) {
+    // an Identity node costs about a hundred bytes: smaller twins (shapes, pads, scales) stay duplicated
+    if (!tensor.rawData || tensor.rawData.byteLength < MIN_SHARED_BYTES) {
+      stored.push(tensor);
+      continue;
+    }
+    const key = `${tensor.dataType}:${(tensor.dims ?? []).join(',')}`;
+    const candidates = byType.get(key) ?? [];
+    const twin = candidates.find((c) => bytes(c).equals(bytes(tensor)));
+    if (twin) {
+      aliases.push({ input: [twin.name!], output: [tensor.name!], opType: 'Identity', name: `${tensor.name}/shared` });
+      continue;
+    }
+    stored.push(tensor);
+    candidates.push(tensor);
+    byType.set(key, candidates);
+  }
+  return { stored, aliases };
 }
 
 function makeValueInfo(name: string, elemType: OnnxElemType, dims: readonly OnnxDim[], docString?: string): OnnxTypes.IValueInfoProto {
@@ -450,10 +488,16 @@ export class OnnxGraphBuilder {
       if (!this.defined.has(o.name!)) throw new OnnxBuildError(`graph output '${o.name!}' is not defined by any input, initializer or node`);
     }
 
+    // Identity nodes of shared initializers come first: they read only initializers, and every node after them
+    // may read their outputs.
+    const { stored, aliases } = options.shareEqualInitializers ? shareEqualInitializers(this.initializers) : { stored: this.initializers, aliases: [] };
+    for (const alias of aliases) {
+      if (this.nodeNames.has(alias.name!)) throw new OnnxBuildError(`node name '${alias.name}' of a shared initializer is already used`);
+    }
     const graph: OnnxTypes.IGraphProto = {
-      node: this.nodes,
+      node: [...aliases, ...this.nodes],
       name: options.graphName,
-      initializer: this.initializers,
+      initializer: stored,
       input: this.inputs,
       output: this.outputs,
     };

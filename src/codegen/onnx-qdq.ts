@@ -105,7 +105,7 @@ export interface EmitQdqOptions extends EmitOnnxOptions {
 
 export function emitQdqOnnx(graph: Graph, weights: Weights, options: EmitQdqOptions = {}): EmitQdqResult {
   const unsigned = (options.activationType ?? 'uint8') === 'uint8';
-  const float = emitOnnx(graph, weights, options);
+  const float = emitOnnx(graph, weights, { ...options, shareEqualInitializers: false });
   if (float.bytes.length === 0 || float.diagnostics.some((d) => d.severity === 'error')) return { ...float, summary: EMPTY_SUMMARY };
   const model = decodeModel(float.bytes);
   const onnxGraph = model.graph;

@@ -93,6 +93,11 @@ export interface EmitOnnxOptions {
   readonly specHash?: string;
   /** The model's doc string; defaults to a line naming the model and its spec file. */
   readonly docString?: string;
+  /**
+   * Store equal weight tensors once, the twins as Identity nodes named `<tensor>/shared` (default true; the
+   * int8 rewriter, which reads every weight as an initializer, turns it off).
+   */
+  readonly shareEqualInitializers?: boolean;
 }
 
 export interface EmitOnnxResult {
@@ -127,6 +132,7 @@ export function emitOnnx(graph: Graph, weights: Weights, options: EmitOnnxOption
     producerVersion: options.producerVersion ?? packageVersion(),
     docString: options.docString ?? `${graph.name}, compiled by convspec from ${graph.source}`,
     metadata: trainingMetadata(graph, options.producerVersion ?? packageVersion(), options.specHash),
+    shareEqualInitializers: options.shareEqualInitializers ?? true,
   });
   return { bytes, diagnostics };
 }
@@ -514,7 +520,7 @@ class OnnxEmitter {
     return shape;
   }
 
-  finish(model: { producerVersion: string; docString: string; metadata: Record<string, string> }): Uint8Array {
+  finish(model: { producerVersion: string; docString: string; metadata: Record<string, string>; shareEqualInitializers: boolean }): Uint8Array {
     for (const identity of this.naming.identities) {
       this.builder.addNode('Identity', [this.tensor(identity.from)], [identity.output], `${identity.output}/identity`, {}, location(identity.span));
     }
@@ -531,6 +537,7 @@ class OnnxEmitter {
       metadataProps: model.metadata,
       graphName: this.graph.name,
       graphDocString: `from ${this.graph.source}`,
+      shareEqualInitializers: model.shareEqualInitializers,
     });
   }
 }

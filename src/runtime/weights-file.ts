@@ -94,6 +94,12 @@ export function readTensorFile(path: string): { tensors: Map<string, WeightTenso
     }
     tensors.set(array.name, { shape: array.dims.map(Number), data: Float32Array.from(array.data as ArrayLike<number>) });
   }
+  // An Identity of an initializer names the same tensor (equal initializers stored once, by convspec or torch.onnx).
+  for (const node of model.graph.node ?? []) {
+    const source = tensors.get(node.input?.[0] ?? '');
+    const output = node.output?.[0];
+    if (node.opType === 'Identity' && source && output && !tensors.has(output)) tensors.set(output, source);
+  }
   if (tensors.size === 0) {
     const unsupported = (model.graph.initializer ?? []).length > 0 && otherTypes.size === 0 ? ' (their element types are not ones convspec reads)' : '';
     throw new Error(`the ONNX model has no float32 initializers${otherTypes.size > 0 ? ` (only ${[...otherTypes].join(', ')})` : unsupported}`);
