@@ -9,8 +9,8 @@
  *   map          L = relu(Σₖ αᵏ Aᵏ)
  *   HiResCAM     Lᵢ = relu(Σₖ gᵏᵢ Aᵏᵢ)   (Draelos & Carin 2020: no averaging of the gradient over positions, so
  *                with a flatten → dense head — position-specific weights, as in specs/fashion.cnn — the map is the
- *                score's exact first-order decomposition over positions; with global average pooling it equals
- *                Grad-CAM up to a constant)
+ *                score's exact first-order decomposition over positions; when the map feeds global average
+ *                pooling directly the gradient is the same at every position and it equals Grad-CAM)
  * The default method, `auto`, is HiResCAM for a map that reaches the classifier through a flatten (the dense
  * layer's per-position weights are the model's evidence, and Grad-CAM's average discards them: 72 % of the maps
  * of the trained specs/fashion.cnn put most of their mass on the object against 99 % for HiResCAM) and Grad-CAM
