@@ -13,6 +13,7 @@
  * Target: engine ÷ hand-written ≤ 1.10 (overhead under 10 %).
  */
 import path from 'node:path';
+import { pseudoRandomInput } from '../lib/inputs.js';
 
 export const name = 'engine';
 export const title = 'tfjs engine overhead';
@@ -23,17 +24,6 @@ export const description =
   'in TensorFlow.js ops with the same weights (bench/lib/resnet18-tfjs.js), alternating in one process, median milliseconds per ' +
   'forward pass including reading the logits back; and the ONNX Runtime engine (1 intra-op thread) on the ONNX file of the same ' +
   'graph and weights, next to the tfjs engine.';
-
-/** Deterministic pseudo-random input in [-1, 1). */
-function input(size, seed = 7) {
-  const data = new Float32Array(size);
-  let state = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = state / 2 ** 31 - 1;
-  }
-  return data;
-}
 
 /** NCHW data → NHWC data. */
 function toChannelsLast(data, [n, c, h, w]) {
@@ -79,7 +69,7 @@ export async function run(ctx) {
   const notes = [];
   for (const batch of [1, 8]) {
     const dims = [batch, 3, 224, 224];
-    const nchw = input(batch * 3 * 224 * 224);
+    const nchw = pseudoRandomInput(batch * 3 * 224 * 224, 7);
     const nhwc = toChannelsLast(nchw, dims);
     const runEngine = () => engine.predictSync({ image: { data: nchw, dims } }).logits.data;
     const runHandWritten = () => {

@@ -15,6 +15,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import path from 'node:path';
 
 import { failureReason } from '../lib/proc.js';
+import { pseudoRandomInput } from '../lib/inputs.js';
 
 export const name = 'inference';
 export const title = 'Inference in ONNX Runtime';
@@ -29,17 +30,6 @@ const MODELS = [
   { key: 'resnet18', label: 'ResNet-18', spec: 'specs/resnet18.cnn' },
   { key: 'resnet50', label: 'ResNet-50', spec: 'specs/resnet50.cnn' },
 ];
-
-/** Deterministic pseudo-random input in [-1, 1). */
-function input(size, seed = 1) {
-  const data = new Float32Array(size);
-  let state = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = state / 2 ** 31 - 1;
-  }
-  return data;
-}
 
 /** `convspec compile SPEC --target onnx -o DIR` → DIR/<Model>.onnx (the only .onnx written there). */
 async function compileConvspec(ctx, model) {
@@ -144,7 +134,7 @@ export async function run(ctx) {
       }
       for (const batch of [1, 8]) {
         const dims = [batch, 3, 224, 224];
-        const data = input(batch * 3 * 224 * 224);
+        const data = pseudoRandomInput(batch * 3 * 224 * 224, 1);
         const measure = (side) => async () => {
           if (!engines[side]) ctx.unavailable(files[side].unavailable ?? 'no file');
           const engine = engines[side];

@@ -36,7 +36,7 @@ import '../passes/index.js';
 import { resolvePassList, runPasses } from '../passes/manager.js';
 import { pruneFiltersPass } from '../passes/prune-filters.js';
 import { pruneMagnitudePass } from '../passes/prune-magnitude.js';
-import type { Dataset } from './data/dataset.js';
+import { firstSamples, type Dataset } from './data/dataset.js';
 import { compareLatency, type OrtLatency } from './ort/measure.js';
 import type { BackendPreference } from './tfjs/backend.js';
 import { createEngine, type TfjsEngine } from './tfjs/engine.js';
@@ -212,8 +212,7 @@ const RECALIBRATION_SAMPLES = 2048;
 
 async function accuracyOf(engine: TfjsEngine, test: Dataset | undefined, limit: number | undefined): Promise<number | undefined> {
   if (!test) return undefined;
-  const data = limit && limit < test.count ? { ...test, images: test.images.subarray(0, limit * (test.images.length / test.count)), labels: test.labels.subarray(0, limit), count: limit } : test;
-  return (await evaluate(engine, data, { batchSize: 256 })).accuracy;
+  return (await evaluate(engine, limit ? firstSamples(test, limit) : test, { batchSize: 256 })).accuracy;
 }
 
 export async function pruneModel(graph: Graph, weights: Weights, options: PruneModelOptions): Promise<PruneModelResult> {

@@ -479,6 +479,8 @@ export function registerVizCommands(program: Command, context: CommandContext): 
   const { output, setStatus } = context;
   const elaborate = (flags: Flags) => (context.elaborateOptions as (f: SpecFlagsLike) => ElaborateOptions)(flags);
   const common = (flags: Flags): CommonVizOptions => ({ out: flags.out, backend: flags.backend, elaborate: elaborate(flags), ...(flags.weights ? { weights: flags.weights } : {}), ...(flags.seed !== undefined ? { seed: flags.seed } : {}) });
+  /** `{ key: value }` when the flag was given, else nothing (the runner's default applies). */
+  const given = <T>(flags: Flags, key: string) => (flags[key] !== undefined ? { [key]: flags[key] as T } : {});
   const samples = (flags: Flags): SampleFlags => ({
     ...(flags['input'] ? { input: flags['input'] as string } : {}),
     ...(flags['data'] ? { data: flags['data'] as string } : {}),
@@ -541,24 +543,23 @@ export function registerVizCommands(program: Command, context: CommandContext): 
       .option('--blur <sigma>', 'Gaussian blur every 4 steps (default off)', parseNumber('--blur', { min: 0 }))
       .option('--range <lo,hi>', "data range to clip to (default 0,1; 'none')", parseRange),
   ).action(async (file: string, flags: Flags) => {
-    const pick = <T>(key: string) => (flags[key] !== undefined ? { [key]: flags[key] as T } : {});
     setStatus(
       await runVizMaximize(
         file,
         {
           ...common(flags),
-          ...pick<string>('layer'),
-          ...pick<number[]>('channel'),
+          ...given<string>(flags, 'layer'),
+          ...given<number[]>(flags, 'channel'),
           ...(flags['class'] !== undefined ? { classIndex: flags['class'] as number[] } : {}),
-          ...pick<number>('steps'),
-          ...pick<number>('lr'),
-          ...pick<number>('tv'),
-          ...pick<number>('l2'),
-          ...pick<number>('jitter'),
-          ...pick<number>('scale'),
-          ...pick<number>('rotate'),
-          ...pick<number>('blur'),
-          ...(flags['range'] !== undefined ? { range: flags['range'] as readonly [number, number] | null } : {}),
+          ...given<number>(flags, 'steps'),
+          ...given<number>(flags, 'lr'),
+          ...given<number>(flags, 'tv'),
+          ...given<number>(flags, 'l2'),
+          ...given<number>(flags, 'jitter'),
+          ...given<number>(flags, 'scale'),
+          ...given<number>(flags, 'rotate'),
+          ...given<number>(flags, 'blur'),
+          ...given<readonly [number, number] | null>(flags, 'range'),
         },
         output,
       ),
@@ -607,7 +608,6 @@ export function registerVizCommands(program: Command, context: CommandContext): 
         .option('--range <lo,hi>', "range to project onto (default: the input's min and max; 'none')", parseRange),
     ),
   ).action(async (file: string, flags: Flags) => {
-    const pick = <T>(key: string) => (flags[key] !== undefined ? { [key]: flags[key] as T } : {});
     setStatus(
       await runVizInvert(
         file,
@@ -615,11 +615,11 @@ export function registerVizCommands(program: Command, context: CommandContext): 
           ...common(flags),
           ...samples(flags),
           layer: flags['layer'] as string[],
-          ...pick<number>('steps'),
-          ...pick<number>('lr'),
-          ...pick<number>('tv'),
-          ...pick<number>('l2'),
-          ...(flags['range'] !== undefined ? { range: flags['range'] as readonly [number, number] | null } : {}),
+          ...given<number>(flags, 'steps'),
+          ...given<number>(flags, 'lr'),
+          ...given<number>(flags, 'tv'),
+          ...given<number>(flags, 'l2'),
+          ...given<readonly [number, number] | null>(flags, 'range'),
         },
         output,
       ),

@@ -410,6 +410,12 @@ export function selectSamples(dataset: Dataset, indices: ArrayLike<number>): Dat
   return { ...dataset, images, labels, count: indices.length };
 }
 
+/** The first `count` samples as views of the same arrays (no copy); the dataset itself when it has no more. */
+export function firstSamples(dataset: Dataset, count: number): Dataset {
+  if (count >= dataset.count) return dataset;
+  return { ...dataset, images: dataset.images.subarray(0, count * sampleSize(dataset)), labels: dataset.labels.subarray(0, count), count };
+}
+
 /** The dataset in the order fixed by `seed`. */
 export function shuffleDataset(dataset: Dataset, seed: number): Dataset {
   return selectSamples(dataset, shuffledIndices(dataset.count, seed));

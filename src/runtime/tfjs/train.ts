@@ -33,7 +33,7 @@ import type { Node } from '../../ir/graph.js';
 import type { WeightTensor } from '../../ir/weights.js';
 import { deriveSeed } from '../../random.js';
 import { graphFingerprint, writeCheckpoint, type JsonValue, type TrainingCheckpoint } from '../checkpoint.js';
-import { countBatches, iterateBatches, sampleSize, type AugmentationOptions, type Dataset } from '../data/dataset.js';
+import { countBatches, firstSamples, iterateBatches, sampleSize, type AugmentationOptions, type Dataset } from '../data/dataset.js';
 import { EngineError, toInternal, type BatchStatistics, type EngineParameter, type TfjsEngine } from './engine.js';
 import { computeLoss, countCorrect, lossTargets, type LossKind, type LossOptions } from './losses.js';
 import { Optimizer, type OptimizerOptions } from './optimizers.js';
@@ -326,8 +326,7 @@ export interface RecalibrationOptions {
  */
 export async function recalibrateBatchNorm(engine: TfjsEngine, dataset: Dataset, options: RecalibrationOptions = {}): Promise<string[]> {
   const wiring = wire(engine, dataset, options.input, options.output);
-  const limit = Math.min(dataset.count, options.samples ?? 2048);
-  const subset = limit < dataset.count ? { ...dataset, images: dataset.images.subarray(0, limit * sampleSize(dataset)), labels: dataset.labels.subarray(0, limit), count: limit } : dataset;
+  const subset = firstSamples(dataset, options.samples ?? 2048);
   const sums = new Map<string, { node: Node; weight: number; mean: tf.Tensor; square: tf.Tensor }>();
   for (const batch of iterateBatches(subset, { batchSize: options.batchSize ?? 128 })) {
     tf.tidy(() => {
