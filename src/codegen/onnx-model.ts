@@ -466,6 +466,14 @@ export class OnnxGraphBuilder {
 
   /** Encodes the model. Building twice from the same calls gives identical bytes. */
   build(options: OnnxBuildOptions): Uint8Array {
+    return concatenateSegments(this.buildSegments(options));
+  }
+
+  /**
+   * `build`'s bytes as consecutive pieces, large initializers' raw data being views of the tensors given to
+   * `addInitializer` (see `encodeModelSegments`): what a file writer takes without a copy of the weights.
+   */
+  buildSegments(options: OnnxBuildOptions): EncodedModel {
     const irVersion = options.irVersion ?? 8;
     if (!Number.isSafeInteger(irVersion) || irVersion < 1) throw new OnnxBuildError(`IR version ${irVersion} is invalid`);
     const opsets: OnnxOpsetImport[] =
@@ -517,8 +525,92 @@ export class OnnxGraphBuilder {
     if (options.docString !== undefined && options.docString !== '') model.docString = options.docString;
     const keys = Object.keys(metadata).sort();
     if (keys.length > 0) model.metadataProps = keys.map((key) => ({ key, value: metadata[key]! }));
-    return onnx.ModelProto.encode(model).finish();
+    return encodeModelSegments(model);
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Encoding in pieces
+
+/** An encoded model as consecutive byte ranges: the file is their concatenation. */
+export interface EncodedModel {
+  readonly segments: readonly Uint8Array[];
+  readonly byteLength: number;
+}
+
+/** raw_data from this size up is referenced, not copied; smaller tensors are encoded with their message. */
+const REFERENCED_RAW_DATA_BYTES = 1 << 16;
+
+/** Field tags (field number << 3 | wire type 2, length-delimited) of the fields that are split out. */
+const TAG_MODEL_GRAPH = (7 << 3) | 2;
+const TAG_GRAPH_INITIALIZER = (5 << 3) | 2;
+const TAG_TENSOR_RAW_DATA = (9 << 3) | 2;
+
+function varint(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value;
+  while (rest >= 0x80) {
+    bytes.push((rest % 0x80) | 0x80);
+    rest = Math.floor(rest / 0x80);
+  }
+  bytes.push(rest);
+  return bytes;
+}
+
+function byteLength(parts: readonly Uint8Array[]): number {
+  return parts.reduce((sum, part) => sum + part.byteLength, 0);
+}
+
+/** A length-delimited field: tag, length, then the parts. */
+function delimited(tag: number, parts: readonly Uint8Array[]): Uint8Array[] {
+  return [Uint8Array.from([tag, ...varint(byteLength(parts))]), ...parts];
+}
+
+function tensorSegments(tensor: OnnxTypes.ITensorProto): Uint8Array[] {
+  const raw = tensor.rawData;
+  if (!raw || raw.byteLength < REFERENCED_RAW_DATA_BYTES) return [onnx.TensorProto.encode(tensor).finish()];
+  // Fields are encoded in field-number order: those below raw_data (9), raw_data, those above it.
+  const { rawData: _raw, doubleData, uint64Data, docString, externalData, dataLocation, ...below } = tensor;
+  const above = onnx.TensorProto.encode({ doubleData, uint64Data, docString, externalData, dataLocation }).finish();
+  const pieces = [onnx.TensorProto.encode(below).finish(), Uint8Array.from([TAG_TENSOR_RAW_DATA, ...varint(raw.byteLength)]), raw];
+  return above.byteLength > 0 ? [...pieces, above] : pieces;
+}
+
+/**
+ * Encodes a model as `onnx.ModelProto.encode(model).finish()` does, byte for byte, but as pieces: the raw data of
+ * every initializer from 64 KiB up is a view of the tensor's own memory, not a copy. protobufjs writes fields in
+ * field-number order and a message's fields may be encoded one group at a time, so the model is split around its
+ * graph (field 7) and the graph around its initializers (field 5). For ResNet-50 this saves copying 100 MB into a
+ * fresh buffer (about 0.1 s with the page faults) before the file is written.
+ */
+export function encodeModelSegments(model: OnnxTypes.IModelProto): EncodedModel {
+  const { graph, opsetImport, metadataProps, trainingInfo, functions, ...belowGraph } = model;
+  if (!graph) {
+    const bytes = onnx.ModelProto.encode(model).finish();
+    return { segments: [bytes], byteLength: bytes.byteLength };
+  }
+  const { node, name, initializer, ...aboveInitializers } = graph;
+  const graphParts = [onnx.GraphProto.encode({ node, name }).finish()];
+  for (const tensor of initializer ?? []) graphParts.push(...delimited(TAG_GRAPH_INITIALIZER, tensorSegments(tensor)));
+  graphParts.push(onnx.GraphProto.encode(aboveInitializers).finish());
+  const segments = [
+    onnx.ModelProto.encode(belowGraph).finish(),
+    ...delimited(TAG_MODEL_GRAPH, graphParts),
+    onnx.ModelProto.encode({ opsetImport, metadataProps, trainingInfo, functions }).finish(),
+  ].filter((segment) => segment.byteLength > 0);
+  return { segments, byteLength: byteLength(segments) };
+}
+
+/** The pieces of an encoded model as one array. */
+export function concatenateSegments(encoded: EncodedModel): Uint8Array {
+  if (encoded.segments.length === 1) return encoded.segments[0]!;
+  const bytes = new Uint8Array(encoded.byteLength);
+  let offset = 0;
+  for (const segment of encoded.segments) {
+    bytes.set(segment, offset);
+    offset += segment.byteLength;
+  }
+  return bytes;
 }
 
 // ---------------------------------------------------------------------------------------------------------

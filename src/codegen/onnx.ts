@@ -74,7 +74,7 @@ import { graphParameters } from '../ir/params.js';
 import type { Weights } from '../ir/weights.js';
 import { weightDiagnostics } from './weight-diagnostics.js';
 import type { Span } from '../source.js';
-import { attr, OnnxGraphBuilder, type OnnxAttributeValue, type OnnxDim, type OnnxTypedArray } from './onnx-model.js';
+import { attr, concatenateSegments, OnnxGraphBuilder, type EncodedModel, type OnnxAttributeValue, type OnnxDim, type OnnxTypedArray } from './onnx-model.js';
 
 export const ONNX_IR_VERSION = 8;
 export const DEFAULT_OPSET = 17;
@@ -101,10 +101,28 @@ export interface EmitOnnxOptions {
 }
 
 export interface EmitOnnxResult {
-  /** The encoded ModelProto; empty when `diagnostics` has an error. */
+  /** The encoded ModelProto; empty when `diagnostics` has an error. Joined from `encoded` on first access. */
   readonly bytes: Uint8Array;
+  /**
+   * The same bytes in pieces, the large weights being views of `weights`' arrays (no copy): what a file writer
+   * takes. Valid while those arrays are unchanged.
+   */
+  readonly encoded: EncodedModel;
   readonly diagnostics: Diagnostic[];
 }
+
+function emitted(encoded: EncodedModel, diagnostics: Diagnostic[]): EmitOnnxResult {
+  let bytes: Uint8Array | undefined;
+  return {
+    get bytes() {
+      return (bytes ??= concatenateSegments(encoded));
+    },
+    encoded,
+    diagnostics,
+  };
+}
+
+const NOTHING: EncodedModel = { segments: [], byteLength: 0 };
 
 
 
@@ -118,23 +136,23 @@ export function emitOnnx(graph: Graph, weights: Weights, options: EmitOnnxOption
     diagnostics.push(
       diagnostic('notExpressibleInOpset', undefined, [`opset ${opset} is not supported: convspec emits ONNX opsets ${MIN_OPSET} to ${MAX_OPSET}`], `use --opset ${DEFAULT_OPSET}`),
     );
-    return { bytes: new Uint8Array(0), diagnostics };
+    return emitted(NOTHING, diagnostics);
   }
   diagnostics.push(...weightDiagnostics(graph, weights));
   const naming = planTensorNames(graph, diagnostics);
   diagnostics.push(...expressibilityProblems(graph));
-  if (diagnostics.some((d) => d.severity === 'error')) return { bytes: new Uint8Array(0), diagnostics };
+  if (diagnostics.some((d) => d.severity === 'error')) return emitted(NOTHING, diagnostics);
 
   const emitter = new OnnxEmitter(graph, weights, opset, naming);
   for (const node of graph.nodes) emitter.emitNode(node);
 
-  const bytes = emitter.finish({
+  const encoded = emitter.finish({
     producerVersion: options.producerVersion ?? packageVersion(),
     docString: options.docString ?? `${graph.name}, compiled by convspec from ${graph.source}`,
     metadata: trainingMetadata(graph, options.producerVersion ?? packageVersion(), options.specHash),
     shareEqualInitializers: options.shareEqualInitializers ?? true,
   });
-  return { bytes, diagnostics };
+  return emitted(encoded, diagnostics);
 }
 
 
@@ -520,7 +538,7 @@ class OnnxEmitter {
     return shape;
   }
 
-  finish(model: { producerVersion: string; docString: string; metadata: Record<string, string>; shareEqualInitializers: boolean }): Uint8Array {
+  finish(model: { producerVersion: string; docString: string; metadata: Record<string, string>; shareEqualInitializers: boolean }): EncodedModel {
     for (const identity of this.naming.identities) {
       this.builder.addNode('Identity', [this.tensor(identity.from)], [identity.output], `${identity.output}/identity`, {}, location(identity.span));
     }
@@ -528,7 +546,7 @@ class OnnxEmitter {
       const source = this.naming.outputSource.get(output.name)!;
       this.builder.addOutput(output.name, 'float32', this.onnxDims(this.shapeOf(source)), location(output.span));
     }
-    return this.builder.build({
+    return this.builder.buildSegments({
       irVersion: ONNX_IR_VERSION,
       opset: this.opset,
       producerName: PRODUCER_NAME,

@@ -1,7 +1,8 @@
 /**
  * `parse(text, path)`: lexing, parsing with recovery, and the CST → AST step, with every problem as a diagnostic.
  */
-import { EOF, type CstNode, type IParserErrorMessageProvider, type IToken, type TokenType } from 'chevrotain';
+import type { CstNode, IParserErrorMessageProvider, IToken, TokenType } from 'chevrotain';
+import { EOF } from './chevrotain.js';
 import type * as A from './ast.js';
 import { AstBuilder } from './build-ast.js';
 import { cstParser } from './grammar.js';

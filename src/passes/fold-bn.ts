@@ -80,6 +80,8 @@ interface FoldContext {
   readonly training: boolean;
   /** Another parameter whose storage overlaps this one's, if any. */
   readonly sharesStorage: (param: string) => string | undefined;
+  /** Where a folded weight goes: the old array when the caller handed the weights over, else a new one. */
+  readonly resultArray: (old: Float32Array) => Float32Array;
 }
 
 /** A fold the checks accepted: applying it edits the graph and says what it did. */
@@ -133,7 +135,7 @@ const INTO_PRODUCER: BatchNormFoldRule = {
         const weight = editor.requireWeight(`${producer.name}.weight`);
         const w = weight.data;
         // Each element is one float64 product rounded once to float32: written straight into the result.
-        const folded = new Float32Array(w.length);
+        const folded = context.resultArray(w);
         const channels = outChannels(producer);
         if (producer.op === 'conv_transpose') {
           // [in, out/groups, k…]: element (i, j, ·) feeds output channel ⌊i/(in/groups)⌋·(out/groups) + j.
@@ -214,7 +216,7 @@ const INTO_CONSUMER: BatchNormFoldRule = {
         const inPerGroup = inputs / groups;
         const outPerGroup = outputs / groups;
         const kernelSize = w.length / (outputs * inPerGroup);
-        const folded = new Float32Array(w.length);
+        const folded = context.resultArray(w);
         const bias = consumer.bias ? editor.requireWeight(`${consumer.name}.bias`).data : new Float32Array(outputs);
         const newBias = new Float64Array(outputs);
         for (let o = 0; o < outputs; o++) {
@@ -224,8 +226,9 @@ const INTO_CONSUMER: BatchNormFoldRule = {
             const channel = Math.floor((group * inPerGroup + ci) / block);
             const base = (o * inPerGroup + ci) * kernelSize;
             for (let r = 0; r < kernelSize; r++) {
-              folded[base + r] = w[base + r]! * scale[channel]!;
-              sum += w[base + r]! * shift[channel]!;
+              const value = w[base + r]!;
+              folded[base + r] = value * scale[channel]!;
+              sum += value * shift[channel]!;
             }
           }
           newBias[o] = sum;
@@ -255,7 +258,13 @@ function storageSharing(context: PassContext): (param: string) => string | undef
 
 export function foldBatchNorm(graph: Graph, context: PassContext): PassResult {
   const editor = new GraphEditor(graph, context.weights);
-  const foldContext: FoldContext = { editor, training: context.options['training'] === true, sharesStorage: storageSharing(context) };
+  const foldContext: FoldContext = {
+    editor,
+    training: context.options['training'] === true,
+    sharesStorage: storageSharing(context),
+    // Each element is read before it is written (w[i] → folded[i]), so folding in place gives the same values.
+    resultArray: (old) => (context.overwriteWeights ? old : new Float32Array(old.length)),
+  };
   const applied: string[] = [];
   let refused: string[] = [];
   // Sweeps until nothing folds: a fold can open another (bn -> bn -> conv folds the second BN, then the first).

@@ -14,9 +14,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { checkManyOnnx, checkOnnxWithOfficialChecker, findPythonWithOnnx } from '../../src/codegen/onnx-checker.js';
 import {
   attr,
+  concatenateSegments,
   decodeModel,
   decodeTensorProto,
   encodeModel,
+  encodeModelSegments,
   encodeTensorProto,
   int64ToNumber,
   ONNX_DATA_TYPE,
@@ -28,6 +30,8 @@ import {
   type OnnxBuildOptions,
   valueInfoShape,
 } from '../../src/codegen/onnx-model.js';
+import type { onnx as OnnxTypes } from 'onnx-proto';
+import { createMulberry32 } from '../../src/random.js';
 import { OrtEngine } from '../../src/runtime/ort/engine.js';
 
 const python = await findPythonWithOnnx();
@@ -553,5 +557,64 @@ describe('property: random Conv attributes', () => {
       .filter(({ v }) => v.ok !== true)
       .map(({ v, description }) => `${description}: ${'message' in v ? v.message : v.reason}`);
     expect(rejected).toEqual([]);
+  });
+});
+
+describe('encodeModelSegments', () => {
+  it('property: the pieces join to exactly what protobufjs encodes, large raw data being views, not copies', () => {
+    const tensor = fc.record({
+      elements: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 16_000, max: 20_000 })),
+      docString: fc.option(fc.string({ maxLength: 20 }), { nil: undefined }),
+      asFloatData: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(tensor, { maxLength: 5 }),
+        fc.option(fc.string({ maxLength: 30 }), { nil: undefined }),
+        fc.dictionary(fc.string({ minLength: 1, maxLength: 5 }), fc.string({ maxLength: 10 }), { maxKeys: 3 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 1000 }),
+        (tensors, docString, metadata, withGraph, seed) => {
+          const random = createMulberry32(seed);
+          const initializer = tensors.map((t, i): OnnxTypes.ITensorProto => {
+            const data = Float32Array.from({ length: t.elements }, () => random());
+            const raw = new Uint8Array(data.buffer);
+            return {
+              name: `w${i}`,
+              dims: [t.elements],
+              dataType: ONNX_DATA_TYPE.float32,
+              ...(t.asFloatData ? { floatData: [...data] } : { rawData: raw }),
+              ...(t.docString === undefined ? {} : { docString: t.docString }),
+            };
+          });
+          const model = {
+            irVersion: 8,
+            producerName: 'test',
+            ...(docString === undefined ? {} : { docString }),
+            ...(withGraph
+              ? {
+                  graph: {
+                    node: [{ opType: 'Identity', input: ['x'], output: ['y'], name: 'n' }],
+                    name: 'g',
+                    initializer,
+                    docString: docString ?? '',
+                    input: [{ name: 'x' }],
+                    output: [{ name: 'y' }],
+                  },
+                }
+              : {}),
+            opsetImport: [{ domain: '', version: 17 }],
+            metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
+          };
+          const encoded = encodeModelSegments(model);
+          const joined = concatenateSegments(encoded);
+          expect(joined.byteLength).toBe(encoded.byteLength);
+          expect(Buffer.from(joined).equals(Buffer.from(encodeModel(model)))).toBe(true);
+          const views = withGraph ? initializer.filter((t) => t.rawData && t.rawData.byteLength >= 65_536) : [];
+          for (const t of views) expect(encoded.segments).toContain(t.rawData);
+        },
+      ),
+      { numRuns: 150, seed: 7 },
+    );
   });
 });

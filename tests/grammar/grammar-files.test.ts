@@ -7,9 +7,20 @@ import * as fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SPEC_SCHEMA } from '../../src/elaborate/json-spec.js';
 import { OPS } from '../../src/elaborate/ops.js';
+import { ConvspecCstParser } from '../../src/parser/grammar.js';
 import { KEYWORDS } from '../../src/parser/index.js';
+import { createLexer } from '../../src/parser/tokens.js';
 
 describe('grammar files', () => {
+  // The command builds both without chevrotain's validations; they run here instead, and throw on any finding.
+  it('the parser passes chevrotain\'s grammar validations (no ambiguity, no left recursion)', () => {
+    expect(() => new ConvspecCstParser({ validate: true })).not.toThrow();
+  });
+
+  it('the lexer passes chevrotain\'s token-pattern validations', () => {
+    expect(() => createLexer({ validate: true })).not.toThrow();
+  });
+
   it('grammar/spec.schema.json is the schema the validator uses', () => {
     const published = JSON.parse(fs.readFileSync('grammar/spec.schema.json', 'utf8'));
     expect(published).toEqual(JSON.parse(JSON.stringify(SPEC_SCHEMA)));

@@ -69,6 +69,35 @@ describe('fold-bn', () => {
     outputsAgree(graph, weights, run.graph, run.weights!, 12);
   });
 
+  it('with overwriteWeights, folds into the arrays it was given, to the same values as a copying fold', () => {
+    const producerAndConsumer = `model Both {
+  input x: f32[N, 3, 6, 6]
+  p = x -> conv(4, 3, groups: 1) -> bn -> relu -> conv_transpose(4, 2, stride: 2, groups: 2) -> bn
+  c = x -> relu -> bn -> conv(4, 3, stride: 2) -> relu -> bn -> flatten -> dense(5)
+  output p, c
+}`;
+    for (const [spec, seed] of [[EXAMPLE, 3], [producerAndConsumer, 7]] as const) {
+      const graph = compile(spec);
+      const copy = (w: Weights): Map<string, WeightTensor> => new Map([...w].map(([k, t]) => [k, { shape: t.shape, data: t.data.slice() }]));
+      const given = copy(weightsFor(graph, seed));
+      const untouched = copy(given);
+      const copying = runPasses(graph, given, [getPass('fold-bn')!]);
+      // The copying fold left its input alone …
+      for (const [name, tensor] of untouched) expect(given.get(name)!.data).toEqual(tensor.data);
+      const inPlace = runPasses(graph, given, [getPass('fold-bn')!], { overwriteWeights: true });
+      expect(inPlace.graph).toEqual(copying.graph);
+      expect([...inPlace.weights!.keys()]).toEqual([...copying.weights!.keys()]);
+      let reused = 0;
+      for (const [name, tensor] of copying.weights!) {
+        const folded = inPlace.weights!.get(name)!;
+        expect(folded.data, name).toEqual(tensor.data);
+        // … the other wrote into the given arrays.
+        if (given.get(name)?.data === folded.data && !untouched.get(name)!.data.every((v, i) => v === folded.data[i])) reused++;
+      }
+      expect(reused).toBeGreaterThan(0);
+    }
+  });
+
   it('refuses, with the reason, where folding would change the function', () => {
     const graph = compile(`model Refuse {
   input x: f32[N, 3, 6, 6]

@@ -97,6 +97,7 @@ export function prepareGraph(
     return undefined;
   }
   const result = runPasses(checked.graph, weights, passes, {
+    overwriteWeights: true,
     printAfter: options.printAfter,
     timePasses: options.timePasses,
     log: (text) => output.err(text),
@@ -118,13 +119,13 @@ export async function runCompile(file: string, options: CompileOptions, output: 
     const emitted = emitOnnx(prepared.graph, prepared.weights, { opset: options.opset, specHash: specHash(file) });
     const errors = emitted.diagnostics.filter((d) => d.severity === 'error');
     printDiagnostics(output, emitted.diagnostics, new Map(), 'text');
-    if (errors.length > 0 || emitted.bytes.length === 0) {
+    if (errors.length > 0 || emitted.encoded.byteLength === 0) {
       output.err(`✗ ${file}: nothing written (${countSummary(emitted.diagnostics)})`);
       return EXIT.inputErrors;
     }
     const target = path.join(options.out, `${prepared.graph.name}.onnx`);
-    writeFileAtomic(target, emitted.bytes);
-    output.out(`wrote ${target} (${describeBytes(emitted.bytes.length)}, opset ${options.opset ?? 17}, ${prepared.graph.nodes.length} layers)`);
+    writeFileAtomic(target, emitted.encoded.segments);
+    output.out(`wrote ${target} (${describeBytes(emitted.encoded.byteLength)}, opset ${options.opset ?? 17}, ${prepared.graph.nodes.length} layers)`);
     return EXIT.ok;
   }
   const { emitTfjs, writeTfjsModel } = await import('../../codegen/tfjs.js');
