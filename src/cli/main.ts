@@ -162,6 +162,7 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
       .option('--print-after <pass>', "print the IR after a pass, or 'all' (repeatable)", collect, [])
       .option('--time-passes', 'print how long each pass took')
       .option('--verbose', 'list every rewrite the passes applied')
+      .option('--value-info', "onnx target: declare every intermediate tensor's shape (value_info)")
       .option('--opset <n>', 'ONNX opset (13–21)', (v) => {
         if (!/^\d+$/.test(v)) throw new UsageError(`--opset expects a number, found '${v}'`);
         return Number(v);
@@ -170,7 +171,7 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
   ).action(
     async (
       file: string,
-      flags: SpecFlags & WeightMapFlags & { target: 'onnx' | 'tfjs'; out: string; weights?: string; passes?: string; disablePass: string[]; printAfter: string[]; timePasses?: boolean; verbose?: boolean; opset?: number; quantizeBytes?: '1' | '2' },
+      flags: SpecFlags & WeightMapFlags & { target: 'onnx' | 'tfjs'; out: string; weights?: string; passes?: string; disablePass: string[]; printAfter: string[]; timePasses?: boolean; verbose?: boolean; valueInfo?: boolean; opset?: number; quantizeBytes?: '1' | '2' },
     ) => {
       const { runCompile, DEFAULT_INFERENCE_PASSES } = await import('./commands/compile.js');
       setStatus(
@@ -184,6 +185,7 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
             printAfter: flags.printAfter,
             timePasses: Boolean(flags.timePasses),
             verbose: Boolean(flags.verbose),
+            valueInfo: Boolean(flags.valueInfo),
             ...(flags.weights ? { weights: flags.weights } : {}),
             ...weightNames(flags),
             ...(flags.opset !== undefined ? { opset: flags.opset } : {}),

@@ -307,8 +307,8 @@ export interface OnnxBuildOptions {
   readonly domain?: string;
   readonly modelVersion?: number;
   /**
-   * Store equal initializers (same element type, dims and bytes) once: each later twin becomes an Identity node of
-   * the first, named `<twin>/shared`, so every name still reads its value, as torch.onnx's deduplication does.
+   * Store equal initializers (same element type, dims and bytes) once: each later twin becomes the output of an
+   * (unnamed) Identity node of the first, so every name still reads its value, as torch.onnx's deduplication does.
    */
   readonly shareEqualInitializers?: boolean;
 }
@@ -336,7 +336,9 @@ function shareEqualInitializers(initializers: readonly OnnxTypes.ITensorProto[])
     const candidates = byType.get(key) ?? [];
     const twin = candidates.find((c) => bytes(c).equals(bytes(tensor)));
     if (twin) {
-      aliases.push({ input: [twin.name!], output: [tensor.name!], opType: 'Identity', name: `${tensor.name}/shared` });
+      // Unnamed (ONNX node names are optional): the output carries the tensor's name, and a node name as long would
+      // add a third of the bytes the sharing saves on a bias.
+      aliases.push({ input: [twin.name!], output: [tensor.name!], opType: 'Identity' });
       continue;
     }
     stored.push(tensor);
@@ -499,9 +501,6 @@ export class OnnxGraphBuilder {
     // Identity nodes of shared initializers come first: they read only initializers, and every node after them
     // may read their outputs.
     const { stored, aliases } = options.shareEqualInitializers ? shareEqualInitializers(this.initializers) : { stored: this.initializers, aliases: [] };
-    for (const alias of aliases) {
-      if (this.nodeNames.has(alias.name!)) throw new OnnxBuildError(`node name '${alias.name}' of a shared initializer is already used`);
-    }
     const graph: OnnxTypes.IGraphProto = {
       node: [...aliases, ...this.nodes],
       name: options.graphName,

@@ -466,8 +466,9 @@ function compile(file: string, text: string, inputShapes?: Readonly<Record<strin
   return result.graph!;
 }
 
+/** Emits with value_info, so the official checker's strict shape inference confirms every inferred shape. */
 function emit(graph: Graph, weights: Weights, options?: EmitOnnxOptions): Uint8Array {
-  const { bytes, diagnostics } = emitOnnx(graph, weights, options);
+  const { bytes, diagnostics } = emitOnnx(graph, weights, { valueInfo: true, ...options });
   expect(diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`)).toEqual([]);
   expect(bytes.length).toBeGreaterThan(0);
   return bytes;
@@ -804,8 +805,11 @@ describe('emitOnnx: specs covering every op and padding mode (1D, 2D, 3D)', () =
     const pool = (name: string) => Object.fromEntries(attributesOf(model.graph.node.find((n) => n.name === name)!));
     // in 5 (+1 +1), k 2, s 2: ONNX counts 4 windows, ORT keeps 3 (the 4th starts at 6 ≥ 5 + 1) → end pad 0
     expect(pool('p.maxpool1')).toMatchObject({ pads: [1, 1, 0, 1], ceil_mode: 1 });
-    // stride 3 > kernel 2 on 8: floor mode with no end pad gives the same 3 windows
-    expect(pool('r.avgpool1')).toMatchObject({ pads: [0, 0, 0, 0], ceil_mode: 0 });
+    // stride 3 > kernel 2 on 8: floor mode with no end pad gives the same 3 windows (zero pads and floor mode are
+    // the defaults, so neither attribute is written)
+    expect(pool('r.avgpool1')).not.toHaveProperty('pads');
+    expect(pool('r.avgpool1')).not.toHaveProperty('ceil_mode');
+    expect(pool('r.avgpool1')).toMatchObject({ strides: [3, 3], count_include_pad: 1 });
   });
 });
 
@@ -1198,19 +1202,22 @@ describe('emitOnnx: determinism and metadata', () => {
     expect(model.docString).toBe('a test export');
     const metadata = new Map(model.metadataProps.map((p) => [p.key!, JSON.parse(p.value!) as unknown]));
     expect([...metadata.keys()].sort()).toEqual(
-      ['convspec.batchnorm', 'convspec.dropout', 'convspec.frozen', 'convspec.producer', 'convspec.regularizers', 'convspec.source', 'convspec.spec_hash', 'convspec.training'].sort(),
+      ['convspec.batchnorm', 'convspec.dropout', 'convspec.frozen', 'convspec.regularizers', 'convspec.source', 'convspec.spec_hash', 'convspec.training'].sort(),
     );
-    expect(metadata.get('convspec.producer')).toEqual({ name: 'convspec', version: '9.9.9' });
     expect(metadata.get('convspec.spec_hash')).toBe('sha256:0f0f');
     expect(metadata.get('convspec.source')).toBe('vision2d.cnn');
     expect(metadata.get('convspec.frozen')).toEqual(['a.conv1', 'a.bn1', 'a.relu1', 'b.conv1', 'b.leaky_relu1']);
-    const regularizers = metadata.get('convspec.regularizers') as Record<string, unknown>;
-    expect(regularizers['e.conv1']).toEqual([
+    // One entry per distinct list of terms, the layers named (or "ops" when the group is every layer of its ops).
+    const groups = metadata.get('convspec.regularizers') as Array<{ layers?: string[]; ops?: string[]; terms: unknown[] }>;
+    const regularized = graph.nodes.filter((n) => n.regularizers.length > 0);
+    const termsOf = (name: string) => groups.find((g) => g.layers?.includes(name) || g.ops?.includes(graph.nodes.find((n) => n.name === name)!.op))?.terms;
+    expect(termsOf('e.conv1')).toEqual([
       { kind: 'l2', factor: 1e-4 },
       { kind: 'l1', factor: 1e-5 },
     ]);
-    expect(regularizers['n.dense1']).toEqual([{ kind: 'l2', factor: 1e-4 }]);
-    expect(Object.keys(regularizers)).toEqual(graph.nodes.filter((n) => n.regularizers.length > 0).map((n) => n.name));
+    expect(termsOf('n.dense1')).toEqual([{ kind: 'l2', factor: 1e-4 }]);
+    for (const node of regularized) expect(termsOf(node.name), node.name).toEqual(JSON.parse(JSON.stringify(node.regularizers)));
+    expect(new Set(groups.map((g) => JSON.stringify(g.terms))).size).toBe(groups.length);
     expect(metadata.get('convspec.dropout')).toEqual({ 'g.spatial_dropout1': { rate: 0.2, spatial: true }, 'n.dropout1': { rate: 0.3, spatial: false } });
     expect(metadata.get('convspec.batchnorm')).toEqual({ 'a.bn1': { momentum: 0.8, epsilon: 0.001 } });
     expect(metadata.get('convspec.training')).toEqual({ epochs: 3, optimizer: { call: 'adam', args: { lr: 0.001 } } });
@@ -1220,6 +1227,34 @@ describe('emitOnnx: determinism and metadata', () => {
       ['momentum', 1],
     ]);
     expect(attributesOf(bn).get('momentum')).toBeCloseTo(0.8, 6);
+  });
+
+  it('writes no more than it must: no value_info unless asked, default attributes left out, short entries', () => {
+    const graph = compile(
+      'models/small.cnn',
+      `model Small {
+  input x: f32[N, 3, 8, 8]
+  y = x -> conv(4, 1) -> relu -> conv(4, 3, stride: 2, pad: 1, groups: 2) -> maxpool(2) -> flatten -> dense(3)
+  output y
+  regularize l2(1e-4) on conv, dense
+}`,
+    );
+    const weights = randomWeights(graph, 3);
+    const plain = decodeModel(emitOnnx(graph, weights).bytes);
+    expect(plain.graph.valueInfo).toEqual([]);
+    const declared = decodeModel(emitOnnx(graph, weights, { valueInfo: true }).bytes);
+    expect(declared.graph.valueInfo.map((v) => v.name)).toEqual(graph.nodes.filter((n) => n.name !== 'y.dense1').map((n) => n.name));
+    const attributes = (name: string) => Object.fromEntries(attributesOf(plain.graph.node.find((n) => n.name === name)!));
+    // 1×1, stride 1, no padding, one group: only the kernel; the second conv states what differs from the defaults
+    expect(attributes('y.conv1')).toEqual({ kernel_shape: [1, 1] });
+    expect(attributes('y.conv2')).toEqual({ kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], group: 2 });
+    expect(attributes('y.maxpool1')).toEqual({ kernel_shape: [2, 2], strides: [2, 2] });
+    // every conv and dense layer has the same terms: one entry naming the ops
+    const regularizers = plain.metadataProps.find((p) => p.key === 'convspec.regularizers')!.value;
+    expect(JSON.parse(regularizers)).toEqual([{ ops: ['conv', 'dense'], terms: [{ kind: 'l2', factor: 1e-4 }] }]);
+    // locations relative to the spec's folder
+    expect(plain.graph.node.find((n) => n.name === 'y.conv2')!.docString).toBe('small.cnn:3:34');
+    expect(plain.metadataProps.find((p) => p.key === 'convspec.source')!.value).toBe('"models/small.cnn"');
   });
 });
 

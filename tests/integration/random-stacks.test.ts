@@ -137,7 +137,7 @@ describe('property: random conv stacks — ONNX export (checker, ONNX Runtime) e
         if (concrete && (!concrete.graph || concrete.diagnostics.some((d) => d.severity === 'error'))) return;
 
         const weights = randomWeights(graph, seed);
-        const emitted = emitOnnx(graph, weights);
+        const emitted = emitOnnx(graph, weights, { valueInfo: true });
         const errors = emitted.diagnostics.filter((d) => d.severity === 'error');
         if (errors.length > 0) {
           expect(errors.map((d) => d.code), `${text}${errors.map((d) => d.message).join('\n')}`).toEqual(errors.map(() => 'CNN7001'));

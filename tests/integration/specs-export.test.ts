@@ -76,7 +76,7 @@ describe('example specs: tfjs engine, ONNX (checker + ONNX Runtime) and TF.js gr
       const compiled = compilePasses(graph, weights);
 
       // 2. ONNX → ONNX Runtime
-      const onnx = emitOnnx(compiled.graph, compiled.weights);
+      const onnx = emitOnnx(compiled.graph, compiled.weights, { valueInfo: true });
       expect(onnx.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`)).toEqual([]);
       const onnxPath = path.join(work.dir, `${spec.file.replace(/[/.]/g, '_')}.onnx`);
       fs.writeFileSync(onnxPath, onnx.bytes);

@@ -26,6 +26,7 @@ import * as tf from '@tensorflow/tfjs';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkSpec } from '../../src/check.js';
+import { decodeModel } from '../../src/codegen/onnx-model.js';
 import type { Graph } from '../../src/ir/graph.js';
 import { readCheckpoint, readSafetensors, type TrainingCheckpoint } from '../../src/runtime/checkpoint.js';
 import { loadFashionMnist } from '../../src/runtime/data/dataset.js';
@@ -301,6 +302,15 @@ describe('the trained weights: eval, run (tfjs and ORT engines), compile', () =>
     }
     expect(fromOnnx.dims).toEqual([batch, 10]);
     expect(relativeError(fromOnnx.data, reference.data).error, describeMismatch('compiled ONNX vs tfjs engine', fromOnnx.data, reference.data)).toBeLessThan(TOLERANCE);
+    // Intermediate shapes only on request (--value-info); the weights are the same either way.
+    const shapesDir = path.join(work.dir, 'onnx-shapes');
+    const declared = await convspec('compile', specPath, '--target', 'onnx', '-o', shapesDir, '--weights', checkpointPath(), '--value-info');
+    expect(declared.code, declared.stderr).toBe(0);
+    const plainModel = decodeModel(fs.readFileSync(path.join(onnxDir, 'TinyFashion.onnx')));
+    const declaredModel = decodeModel(fs.readFileSync(path.join(shapesDir, 'TinyFashion.onnx')));
+    expect(plainModel.graph.valueInfo).toEqual([]);
+    expect(declaredModel.graph.valueInfo.map((v) => v.name)).toContain(graph.nodes[0]!.name);
+    expect(declaredModel.graph.initializer).toEqual(plainModel.graph.initializer);
 
     const folder = path.join(tfjsDir, 'TinyFashion');
     const files = new Map(fs.readdirSync(folder).map((name) => [name, new Uint8Array(fs.readFileSync(path.join(folder, name)))] as const));

@@ -35,6 +35,8 @@ export interface CompileOptions {
   readonly opset?: number;
   readonly quantizeBytes?: 1 | 2;
   readonly verbose?: boolean;
+  /** ONNX: declare every intermediate tensor's shape. */
+  readonly valueInfo?: boolean;
   readonly elaborate: ElaborateOptions;
 }
 
@@ -116,7 +118,7 @@ export async function runCompile(file: string, options: CompileOptions, output: 
   fs.mkdirSync(options.out, { recursive: true });
   if (options.target === 'onnx') {
     const { emitOnnx } = await import('../../codegen/onnx.js');
-    const emitted = emitOnnx(prepared.graph, prepared.weights, { opset: options.opset, specHash: specHash(file) });
+    const emitted = emitOnnx(prepared.graph, prepared.weights, { opset: options.opset, specHash: specHash(file), valueInfo: options.valueInfo === true });
     const errors = emitted.diagnostics.filter((d) => d.severity === 'error');
     printDiagnostics(output, emitted.diagnostics, new Map(), 'text');
     if (errors.length > 0 || emitted.encoded.byteLength === 0) {
