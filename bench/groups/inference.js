@@ -76,9 +76,10 @@ async function attempt(fn) {
 
 /**
  * Where the two files' bytes differ: weight bytes (initializer raw data; both sides store equal tensors, such as
- * the all-zero biases BN folding gives an untrained model, once), and what convspec writes that torch.onnx does
- * not (metadata_props: frozen flags, regularisers, spec hash; node doc strings: the spec line of each node;
- * value_info: the shape of every intermediate tensor).
+ * the all-zero biases BN folding gives an untrained model, once), what convspec writes that torch.onnx does not
+ * (metadata_props: frozen flags, regularisers, spec hash; node doc strings: each node's spec location), and what
+ * torch.onnx writes that convspec leaves out (attributes equal to their defaults: unit strides and dilations,
+ * group 1, zero pads). Neither writes value_info by default.
  */
 async function sizeBreakdown(ctx, model, convspecFile, peerFile) {
   const { decodeModel } = await ctx.importDist('codegen/onnx-model.js', ['decodeModel']);
@@ -89,7 +90,8 @@ async function sizeBreakdown(ctx, model, convspecFile, peerFile) {
     const weightBytes = initializers.reduce((sum, t) => sum + (t.rawData?.length ?? 0), 0);
     const metadata = (decoded.metadataProps ?? []).reduce((sum, p) => sum + (p.key?.length ?? 0) + (p.value?.length ?? 0), 0);
     const nodeDocs = (graph.node ?? []).reduce((sum, n) => sum + (n.docString?.length ?? 0), 0);
-    return { initializers: initializers.length, weightBytes, metadata, nodeDocs, valueInfo: (graph.valueInfo ?? []).length };
+    const attributes = (graph.node ?? []).reduce((sum, n) => sum + (n.attribute ?? []).length, 0);
+    return { initializers: initializers.length, weightBytes, metadata, nodeDocs, attributes, valueInfo: (graph.valueInfo ?? []).length };
   };
   const ours = describe(convspecFile);
   const theirs = describe(peerFile);
@@ -99,7 +101,8 @@ async function sizeBreakdown(ctx, model, convspecFile, peerFile) {
     (ours.weightBytes > theirs.weightBytes
       ? ` (${kib(ours.weightBytes - theirs.weightBytes)} less: it stores equal tensors once, here the all-zero biases that folding the untrained batch norms gives, which trained weights do not have); `
       : '; ') +
-    `convspec adds ${kib(ours.metadata)} of metadata_props (frozen flags, regularisers, spec hash), ${kib(ours.nodeDocs)} of node doc strings (each node's line in the spec) and ${ours.valueInfo} value_info shapes (torch.onnx: ${kib(theirs.metadata)}, ${kib(theirs.nodeDocs)}, ${theirs.valueInfo}).`
+    `convspec adds ${kib(ours.metadata)} of metadata_props (frozen flags, regularisers, spec hash), ${kib(ours.nodeDocs)} of node doc strings (each node's location in the spec) and ${ours.valueInfo} value_info shapes (torch.onnx: ${kib(theirs.metadata)}, ${kib(theirs.nodeDocs)}, ${theirs.valueInfo}); ` +
+    `convspec writes ${ours.attributes} node attributes, torch.onnx ${theirs.attributes} (convspec leaves out those equal to the operator's default).`
   );
 }
 

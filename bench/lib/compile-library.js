@@ -9,7 +9,7 @@
  * Prints one JSON line: model, bytes, and the seconds of each phase. Exit 3 when the library lacks a piece
  * (message on stderr), 1 when the spec has errors.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -36,6 +36,7 @@ const t0 = performance.now();
 const elaborate = await load('elaborate/elaborate.js', 'elaborate');
 const makeWeights = await load('ir/weights.js', random ? 'randomWeights' : 'initializeWeights');
 const emitOnnx = await load('codegen/onnx.js', 'emitOnnx');
+const writeFileAtomic = await load('runtime/data/atomic-write.js', 'writeFileAtomic');
 const t1 = performance.now();
 const elaborated = elaborate(spec);
 const errors = elaborated.diagnostics.filter((d) => d.severity === 'error');
@@ -55,7 +56,7 @@ if (emitErrors.length) {
 const t4 = performance.now();
 mkdirSync(outDir, { recursive: true });
 const file = path.join(outDir, `${elaborated.graph.name}.onnx`);
-writeFileSync(file, emitted.bytes);
+writeFileAtomic(file, emitted.encoded.segments);
 const t5 = performance.now();
 const s = (a, b) => Math.round(b - a) / 1000;
-console.log(JSON.stringify({ model: elaborated.graph.name, file, bytes: emitted.bytes.length, load_s: s(t0, t1), elaborate_s: s(t1, t2), weights_s: s(t2, t3), emit_s: s(t3, t4), write_s: s(t4, t5) }));
+console.log(JSON.stringify({ model: elaborated.graph.name, file, bytes: emitted.encoded.byteLength, load_s: s(t0, t1), elaborate_s: s(t1, t2), weights_s: s(t2, t3), emit_s: s(t3, t4), write_s: s(t4, t5) }));

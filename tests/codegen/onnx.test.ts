@@ -1251,7 +1251,7 @@ describe('emitOnnx: determinism and metadata', () => {
     expect(attributes('y.maxpool1')).toEqual({ kernel_shape: [2, 2], strides: [2, 2] });
     // every conv and dense layer has the same terms: one entry naming the ops
     const regularizers = plain.metadataProps.find((p) => p.key === 'convspec.regularizers')!.value;
-    expect(JSON.parse(regularizers)).toEqual([{ ops: ['conv', 'dense'], terms: [{ kind: 'l2', factor: 1e-4 }] }]);
+    expect(JSON.parse(regularizers!)).toEqual([{ ops: ['conv', 'dense'], terms: [{ kind: 'l2', factor: 1e-4 }] }]);
     // locations relative to the spec's folder
     expect(plain.graph.node.find((n) => n.name === 'y.conv2')!.docString).toBe('small.cnn:3:34');
     expect(plain.metadataProps.find((p) => p.key === 'convspec.source')!.value).toBe('"models/small.cnn"');
