@@ -601,7 +601,7 @@ function emitConv(e: OnnxEmitter, node: NodeOf<'conv'>): void {
   const attributes = convAttributes(node);
   const pads = node.padding === 'same-dynamic' ? convSamePadding(node, e.shapeOf(node.inputs[0]!)) : onnxPads(node.padding);
   if (pads === 'SAME_UPPER') attributes['auto_pad'] = attr.string('SAME_UPPER');
-  else if (Array.isArray(pads)) setPads(attributes, pads);
+  else if (Array.isArray(pads)) setInts(attributes, 'pads', pads, 0);
   else throw new Error(`internal: conv '${node.name}' passed the expressibility check`);
   e.addMain(node, 'Conv', inputs, attributes);
 }
@@ -610,33 +610,36 @@ function emitConvTranspose(e: OnnxEmitter, node: NodeOf<'conv_transpose'>): void
   const inputs = [...e.inputsOf(node), e.parameter(node, 'weight')];
   if (node.bias) inputs.push(e.parameter(node, 'bias'));
   const attributes = convAttributes(node);
-  setPads(attributes, onnxPads(node.padding));
-  if (node.outputPadding.some((p) => p !== 0)) attributes['output_padding'] = attr.ints(node.outputPadding);
+  setInts(attributes, 'pads', onnxPads(node.padding), 0);
+  setInts(attributes, 'output_padding', node.outputPadding, 0);
   e.addMain(node, 'ConvTranspose', inputs, attributes);
 }
 
-/** Explicit pads, left out when all zero: the default, since auto_pad is never set alongside them. */
-function setPads(attributes: Record<string, OnnxAttributeValue>, pads: readonly number[]): void {
-  if (pads.some((p) => p !== 0)) attributes['pads'] = attr.ints(pads);
+/**
+ * Sets an ints attribute unless every value is the operator's default for it (pads: all-zero pads are the default
+ * since auto_pad is never set alongside them).
+ */
+function setInts(attributes: Record<string, OnnxAttributeValue>, name: string, values: readonly number[], fallback: number): void {
+  if (values.some((v) => v !== fallback)) attributes[name] = attr.ints(values);
 }
 
 /** Conv / ConvTranspose attributes other than padding, those equal to the default left out. */
 function convAttributes(node: NodeOf<'conv' | 'conv_transpose'>): Record<string, OnnxAttributeValue> {
   const attributes: Record<string, OnnxAttributeValue> = { kernel_shape: attr.ints(node.kernel) };
-  if (node.stride.some((s) => s !== 1)) attributes['strides'] = attr.ints(node.stride);
-  if (node.dilation.some((d) => d !== 1)) attributes['dilations'] = attr.ints(node.dilation);
+  setInts(attributes, 'strides', node.stride, 1);
+  setInts(attributes, 'dilations', node.dilation, 1);
   if (node.groups !== 1) attributes['group'] = attr.int(node.groups);
   return attributes;
 }
 
 function emitPool(e: OnnxEmitter, node: NodeOf<'maxpool' | 'avgpool'>): void {
   const attributes: Record<string, OnnxAttributeValue> = { kernel_shape: attr.ints(node.kernel) };
-  if (node.stride.some((s) => s !== 1)) attributes['strides'] = attr.ints(node.stride);
+  setInts(attributes, 'strides', node.stride, 1);
   const inputShape = e.shapeOf(node.inputs[0]!);
   const windows = node.padding === 'same-dynamic' ? poolSamePadding(node, inputShape) : poolWindows(node, node.padding, inputShape);
   if ('reason' in windows) throw new Error(`internal: pool '${node.name}' passed the expressibility check`);
   if (windows.pads === 'SAME_UPPER') attributes['auto_pad'] = attr.string('SAME_UPPER');
-  else setPads(attributes, windows.pads);
+  else setInts(attributes, 'pads', windows.pads, 0);
   if (windows.ceilMode) attributes['ceil_mode'] = attr.int(1);
   if (node.op === 'avgpool' && node.countIncludePad) attributes['count_include_pad'] = attr.int(1);
   e.addMain(node, node.op === 'maxpool' ? 'MaxPool' : 'AveragePool', e.inputsOf(node), attributes);
