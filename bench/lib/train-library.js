@@ -7,7 +7,7 @@
  * timed wall-clock, and the median window's images per second is printed — the method of
  * bench/peers/train_fashion.py, so the two figures compare.
  *
- *   node bench/lib/train-library.js [--backend wasm] [--threads N] [--batch 64] [--steps 20] [--windows 3] [--warmup 5] [--data DIR]
+ *   node bench/lib/train-library.js [--backend wasm] [--gradients tfjs|ort] [--threads N] [--batch 64] [--steps 20] [--windows 3] [--warmup 5] [--data DIR]
  * Prints one JSON line. Exit 3 when the library lacks a piece (the reason on stderr).
  */
 import path from 'node:path';
@@ -28,6 +28,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '5' },
     data: { type: 'string' },
     spec: { type: 'string', default: 'specs/fashion.cnn' },
+    gradients: { type: 'string', default: 'tfjs' },
   },
 });
 const batch = Number(values.batch);
@@ -63,7 +64,8 @@ const dataset = selectSamples(full, Array.from({ length: Math.min(images, full.c
 const engine = await TfjsEngine.create(elaborated.graph, undefined, { backend: values.backend, seed: 42, ...(values.threads ? { threads: Number(values.threads) } : {}) });
 
 const ends = [];
-await trainModel(engine, dataset, { epochs: 1, batchSize: batch, seed: 42 }, { onBatchEnd: () => void ends.push(performance.now()) });
+const ortThreads = values.threads ? Number(values.threads) : 1;
+await trainModel(engine, dataset, { epochs: 1, batchSize: batch, seed: 42, gradients: values.gradients, ortThreads }, { onBatchEnd: () => void ends.push(performance.now()) });
 const rates = [];
 for (let w = 0; w < windows; w++) {
   const first = warmup - 1 + w * steps; // the window starts when batch `first` ended
@@ -75,4 +77,4 @@ if (!rates.length) {
   console.error(`only ${ends.length} batches ran; need ${warmup + steps}`);
   process.exit(1);
 }
-console.log(JSON.stringify({ backend: engine.backend.name, threads: engine.threads ?? null, batch, images_per_s: median(rates), windows: rates.map((r) => Math.round(r * 10) / 10), batches: ends.length }));
+console.log(JSON.stringify({ gradients: values.gradients, backend: engine.backend.name, threads: engine.threads ?? null, batch, images_per_s: median(rates), windows: rates.map((r) => Math.round(r * 10) / 10), batches: ends.length }));

@@ -40,6 +40,8 @@ import { Optimizer, type OptimizerOptions } from './optimizers.js';
 import { learningRateAt, type ScheduleOptions, type WarmupOptions } from './schedules.js';
 import { planLayerGroups, readUnfreezeSetting, type LearningRateScale, type UnfreezeStep } from './layer-groups.js';
 import type { SettingValue } from '../../ir/graph.js';
+import { OrtTrainingStep } from '../ort/training-step.js';
+import { TrainingGraphError } from '../ort/training-graph.js';
 
 /** Training that cannot start or go on as asked (bad options, a checkpoint of another model…). */
 export class TrainingError extends Error {
@@ -103,7 +105,17 @@ export interface TrainOptions {
   readonly unfreeze?: readonly UnfreezeStep[] | SettingValue;
   /** Learning-rate multipliers of layer groups (discriminative learning rates); later entries win. */
   readonly learningRateScales?: readonly LearningRateScale[];
+  /**
+   * Where forward and backward passes run: `tfjs`, the engine's gradient tape (default), or `ort`, the step graph
+   * on ONNX Runtime's native CPU kernels (../ort/training-step.ts; cross-entropy classifiers of the ops it
+   * lists). The optimizer, weights and statistics stay in the engine either way.
+   */
+  readonly gradients?: GradientEngine;
+  /** ONNX Runtime's intra-op threads with `gradients: 'ort'`; default 1. */
+  readonly ortThreads?: number;
 }
+
+export type GradientEngine = 'tfjs' | 'ort';
 
 export interface BatchProgress {
   /** 1-based epoch and batch numbers. */
@@ -239,6 +251,39 @@ function regularizationLoss(engine: TfjsEngine, training: ReadonlySet<string>): 
   }
   if (terms.length === 0) return undefined;
   return (terms.length === 1 ? terms[0]! : tf.addN(terms)) as tf.Scalar;
+}
+
+/** What one forward and backward pass yields. */
+interface StepOutcome {
+  readonly lossValue: number;
+  readonly logits: Float32Array;
+  /** By variable name, tfjs layout; the caller disposes them. */
+  readonly gradients: Map<string, tf.Tensor>;
+  /** Batch statistics of the batch norms in training mode; the caller disposes them. */
+  readonly statistics: BatchStatistics[];
+}
+
+/**
+ * Adds the gradients of the l1/l2 regularisers (λ·sign(w), 2λ·w) of the trained weights to data-loss gradients:
+ * what the tape gets from `regularizationLoss` when the data loss is differentiated elsewhere.
+ */
+function addRegularizationGradients(trained: readonly EngineParameter[], gradients: Map<string, tf.Tensor>): Map<string, tf.Tensor> {
+  const result = new Map(gradients);
+  for (const p of trained) {
+    if (p.spec.role !== 'weight') continue;
+    const gradient = gradients.get(p.variable.name);
+    if (!gradient) continue;
+    const terms = p.node.regularizers.flatMap((r) => {
+      if (r.kind === 'l1' && r.factor > 0) return [tf.mul(tf.sign(p.variable), r.factor)];
+      if (r.kind === 'l2' && r.factor > 0) return [tf.mul(p.variable, 2 * r.factor)];
+      return [];
+    });
+    if (terms.length > 0) {
+      result.set(p.variable.name, tf.addN([gradient, ...terms]));
+      tf.dispose(terms);
+    }
+  }
+  return result;
 }
 
 /** Max-norm constraints, per output unit: every axis but the output-channel axis of the tfjs layout. */
@@ -408,6 +453,8 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
   if (byScale.get(1)!.length === 0 && byScale.size > 1) byScale.delete(1);
   const optimizers = [...byScale].map(([scale, parameters]) => ({ scale, optimizer: new Optimizer(optimizerOptions, parameters) }));
   const optimizer = optimizers[0]!.optimizer;
+  if (options.gradients === 'ort' && loss.kind !== 'cross_entropy') throw new TrainingError(`training on ONNX Runtime takes the cross-entropy loss, not ${loss.kind}; train with the tfjs engine`);
+  const ortStep = options.gradients === 'ort' ? new OrtTrainingStep(engine, wiring, options.ortThreads ?? 1) : undefined;
   /** Parameters whose tfjs variable this run made trainable (frozen ones that started training): reset at the end. */
   const thawed: EngineParameter[] = [];
   const history: EpochSummary[] = [];
@@ -456,6 +503,14 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
       }
       const variables = active.map((p) => p.variable);
       const training = new Set(active.map((p) => p.node.name));
+      if (ortStep) {
+        try {
+          await ortStep.prepare(active);
+        } catch (error) {
+          if (error instanceof TrainingGraphError) throw new TrainingError(error.message);
+          throw error;
+        }
+      }
       let lossSum = 0;
       let correct = 0;
       let seen = 0;
@@ -469,46 +524,17 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
           break;
         }
         learningRate = learningRateAt(optimizerOptions.learningRate, optimizer.step, options.schedule, options.warmup, scheduleContext);
-        const statistics: BatchStatistics[] = [];
         const dropoutSeed = deriveSeed(seed, epochIndex, 3, batchIndex);
-        // forward and backward in a tidy that keeps the data loss, the logits and the (clipped) gradients
-        let gradientNames: string[] = [];
-        const step = tf.tidy(() => {
-          const feeds = new Map([[wiring.input, batchTensor(batch.x, batch.size, wiring.sampleDims)]]);
-          const targets = lossTargets(batch.y, wiring.classes, loss);
-          let keptLogits: tf.Tensor | undefined;
-          let keptLoss: tf.Tensor | undefined;
-          const objective = (): tf.Scalar => {
-            const outputs = engine.forward(feeds, {
-              training: true,
-              seed: dropoutSeed,
-              onBatchStatistics: (s) => statistics.push({ node: s.node, mean: tf.keep(s.mean), variance: tf.keep(s.variance) }),
-            });
-            const z = asLogits(outputs.get(wiring.output)!);
-            const dataLoss = computeLoss(z, targets, loss);
-            keptLogits = tf.keep(tf.clone(z));
-            keptLoss = tf.keep(tf.clone(dataLoss));
-            const regularization = regularizationLoss(engine, training);
-            return regularization ? tf.add(dataLoss, regularization) : dataLoss;
-          };
-          let gradients = new Map<string, tf.Tensor>();
-          if (variables.length > 0) {
-            gradients = new Map(Object.entries(tf.variableGrads(objective, variables).grads));
-            if (options.clipNorm !== undefined) gradients = clipByGlobalNorm(gradients, options.clipNorm);
-          } else {
-            objective();
-          }
-          gradientNames = [...gradients.keys()];
-          return { loss: keptLoss!, logits: keptLogits!, gradients: [...gradients.values()] };
-        });
-        const [lossData, logits] = await readAndDispose(step.loss, step.logits);
-        const lossValue = lossData[0]!;
+        const { lossValue, logits, gradients, statistics } = ortStep
+          ? await ortStep.run({ x: batch.x, size: batch.size, targets: targetData(batch.y), dropoutSeed }, active)
+          : await tapeStep(batch.x, batch.size, lossTargets(batch.y, wiring.classes, loss), dropoutSeed, variables, training);
+        const regularized = ortStep ? addRegularizationGradients(active, gradients) : gradients;
+        const clipped = ortStep && options.clipNorm !== undefined ? clipByGlobalNorm(regularized, options.clipNorm) : regularized;
         // a non-finite loss stops training before its gradients touch the weights
-        if (Number.isFinite(lossValue) && gradientNames.length > 0) {
-          const gradients = new Map(gradientNames.map((name, i) => [name, step.gradients[i]!]));
-          for (const { scale, optimizer: each } of optimizers) each.apply(gradients, learningRate * scale);
+        if (Number.isFinite(lossValue) && clipped.size > 0) {
+          for (const { scale, optimizer: each } of optimizers) each.apply(clipped, learningRate * scale);
         }
-        tf.dispose(step.gradients);
+        tf.dispose([...new Set([...gradients.values(), ...regularized.values(), ...clipped.values()])]);
         if (!Number.isFinite(lossValue)) {
           for (const s of statistics) tf.dispose([s.mean, s.variance]);
           stopReason = 'non-finite-loss';
@@ -599,8 +625,53 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
       ...(options.earlyStopping && Number.isFinite(state.bestLoss) ? { bestEpoch: state.bestEpoch, bestLoss: state.bestLoss } : {}),
     };
   } finally {
+    await ortStep?.dispose();
     for (const { optimizer: each } of optimizers) each.dispose();
     for (const p of thawed) p.variable.trainable = false;
+  }
+
+  /** Targets of the loss as data (ONNX Runtime's feed). */
+  function targetData(labels: Int32Array): Float32Array {
+    const targets = lossTargets(labels, wiring.classes, loss);
+    const data = targets.dataSync() as Float32Array;
+    targets.dispose();
+    return data;
+  }
+
+  /** Forward and backward on the engine's gradient tape; the gradients clipped when asked. */
+  async function tapeStep(x: Float32Array, size: number, targets: tf.Tensor2D, dropoutSeed: number, variables: tf.Variable[], training: ReadonlySet<string>): Promise<StepOutcome> {
+    const statistics: BatchStatistics[] = [];
+    let gradientNames: string[] = [];
+    const step = tf.tidy(() => {
+      const feeds = new Map([[wiring.input, batchTensor(x, size, wiring.sampleDims)]]);
+      let keptLogits: tf.Tensor | undefined;
+      let keptLoss: tf.Tensor | undefined;
+      const objective = (): tf.Scalar => {
+        const outputs = engine.forward(feeds, {
+          training: true,
+          seed: dropoutSeed,
+          onBatchStatistics: (s) => statistics.push({ node: s.node, mean: tf.keep(s.mean), variance: tf.keep(s.variance) }),
+        });
+        const z = asLogits(outputs.get(wiring.output)!);
+        const dataLoss = computeLoss(z, targets, loss);
+        keptLogits = tf.keep(tf.clone(z));
+        keptLoss = tf.keep(tf.clone(dataLoss));
+        const regularization = regularizationLoss(engine, training);
+        return regularization ? tf.add(dataLoss, regularization) : dataLoss;
+      };
+      let gradients = new Map<string, tf.Tensor>();
+      if (variables.length > 0) {
+        gradients = new Map(Object.entries(tf.variableGrads(objective, variables).grads));
+        if (options.clipNorm !== undefined) gradients = clipByGlobalNorm(gradients, options.clipNorm);
+      } else {
+        objective();
+      }
+      gradientNames = [...gradients.keys()];
+      return { loss: keptLoss!, logits: keptLogits!, gradients: [...gradients.values()] };
+    });
+    targets.dispose();
+    const [lossData, logits] = await readAndDispose(step.loss, step.logits);
+    return { lossValue: lossData[0]!, logits: logits!, gradients: new Map(gradientNames.map((name, i) => [name, step.gradients[i]!])), statistics };
   }
 
   /** The state of every optimizer, in one map (their parameters are disjoint). */

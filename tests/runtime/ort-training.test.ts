@@ -1,0 +1,244 @@
+/**
+ * Training on ONNX Runtime (src/runtime/ort/training-graph.ts, training-step.ts): for small classifiers covering
+ * every op the step graph differentiates, the loss, logits, gradients of every trained parameter and batch
+ * statistics equal those of the tfjs engine's gradient tape on the cpu backend (float32 on both sides: relative
+ * to the largest magnitude, 2e-4); a fast-check property does the same for random conv stacks; the trainer with
+ * `gradients: 'ort'` keeps frozen parameters bit-identical, is deterministic, and learns the embedded
+ * Fashion-MNIST subset; graphs and losses it cannot express are refused with the op and its location.
+ */
+import * as tf from '@tensorflow/tfjs';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { elaborate } from '../../src/elaborate/elaborate.js';
+import type { Graph } from '../../src/ir/graph.js';
+import { graphParameters } from '../../src/ir/params.js';
+import type { WeightTensor } from '../../src/ir/weights.js';
+import { createMulberry32, normalSample } from '../../src/random.js';
+import { loadFashionMnist } from '../../src/runtime/data/index.js';
+import { buildTrainingGraph, TrainingGraphError } from '../../src/runtime/ort/training-graph.js';
+import { OrtTrainingStep } from '../../src/runtime/ort/training-step.js';
+import { fromTfjsLayout, TfjsEngine, toInternal } from '../../src/runtime/tfjs/engine.js';
+import { computeLoss, lossTargets } from '../../src/runtime/tfjs/losses.js';
+import { evaluate, trainModel, TrainingError } from '../../src/runtime/tfjs/train.js';
+
+beforeAll(async () => {
+  (await TfjsEngine.create(compile('model W {\n  input x: f32[N, 1, 2, 2]\n  y = x -> flatten -> dense(2)\n  output y\n}'), undefined, { backend: 'cpu' })).dispose();
+});
+
+function compile(text: string): Graph {
+  const { graph, diagnostics } = elaborate('t.cnn', { text });
+  const errors = diagnostics.filter((d) => d.severity === 'error');
+  if (!graph || errors.length > 0) throw new Error(`spec does not elaborate:\n${text}\n${errors.map((d) => d.message).join('\n')}`);
+  return graph;
+}
+
+function classifier(input: string, body: string, frozen = ''): Graph {
+  return compile(`model C {\n  input x: f32[${input}]\n${body}\n  output logits\n${frozen}}`);
+}
+
+function normals(count: number, random: () => number, scale = 1): Float32Array {
+  return Float32Array.from({ length: count }, () => normalSample(random) * scale);
+}
+
+/** Random weights of every kind (batch-norm statistics too: γ, β, means random, variances in [0.5, 1.5]). */
+function randomWeights(graph: Graph, seed: number): Map<string, WeightTensor> {
+  const random = createMulberry32(seed);
+  const weights = new Map<string, WeightTensor>();
+  for (const p of graphParameters(graph.nodes)) {
+    const count = p.shape.reduce((a, b) => a * b, 1);
+    const fanIn = p.shape.length >= 2 ? p.shape.slice(1).reduce((a, b) => a * b, 1) : 1;
+    const data = p.role === 'running_var' ? Float32Array.from({ length: count }, () => 0.5 + random()) : p.role === 'weight' && p.shape.length === 1 ? Float32Array.from({ length: count }, () => 0.5 + random()) : normals(count, random, p.shape.length >= 2 ? Math.sqrt(2 / fanIn) : 0.3);
+    weights.set(p.name, { shape: [...p.shape], data });
+  }
+  return weights;
+}
+
+/**
+ * Largest difference relative to the largest expected magnitude, floored at 1e-2: a conv bias followed by a
+ * training-mode batch norm has a gradient that is zero up to rounding, which no relative test can compare.
+ */
+function worstRelative(actual: Float32Array, expected: Float32Array): number {
+  let scale = 1e-2;
+  for (const v of expected) scale = Math.max(scale, Math.abs(v));
+  let error = actual.length === expected.length ? 0 : Number.POSITIVE_INFINITY;
+  for (let i = 0; i < expected.length; i++) error = Math.max(error, Math.abs(actual[i]! - expected[i]!) / scale);
+  return error;
+}
+
+/** Compares one ORT step with the tape on the cpu backend, for a batch of random images and labels. */
+async function compareWithTape(graph: Graph, batch: number, seed: number, threads = 1, tolerance = 2e-4): Promise<void> {
+  const engine = await TfjsEngine.create(graph, randomWeights(graph, seed), { backend: 'cpu', seed });
+  const step = new OrtTrainingStep(engine, { input: 'x', output: 'logits', sampleDims: graph.inputs[0]!.shape.slice(1) as number[], classes: graph.nodes.find((n) => n.name === graph.outputs[0]!.value)!.shape[1] as number }, threads);
+  try {
+    const random = createMulberry32(seed + 1);
+    const sampleDims = graph.inputs[0]!.shape.slice(1) as number[];
+    const classes = graph.nodes.find((n) => n.name === graph.outputs[0]!.value)!.shape[1] as number;
+    const x = normals(batch * sampleDims.reduce((a, b) => a * b, 1), random);
+    const labels = Int32Array.from({ length: batch }, () => Math.floor(random() * classes));
+    const lossOptions = { kind: 'cross_entropy' as const, labelSmoothing: 0.1 };
+    const trained = engine.trainableParameters();
+
+    const statistics = new Map<string, { mean: Float32Array; variance: Float32Array }>();
+    const { value, grads, logits } = tf.tidy(() => {
+      let kept: tf.Tensor | undefined;
+      const result = tf.variableGrads(() => {
+        const outputs = engine.forward(new Map([['x', toInternal(tf.tensor(x, [batch, ...sampleDims]))]]), {
+          training: true,
+          seed: 1,
+          onBatchStatistics: (s) => statistics.set(s.node.name, { mean: Float32Array.from(s.mean.dataSync()), variance: Float32Array.from(s.variance.dataSync()) }),
+        });
+        const z = outputs.get('logits')! as tf.Tensor2D;
+        kept = tf.keep(tf.clone(z));
+        return computeLoss(z, lossTargets(labels, classes, lossOptions), lossOptions);
+      }, trained.map((p) => p.variable));
+      return { ...result, logits: kept! };
+    });
+    const targets = lossTargets(labels, classes, lossOptions);
+    const result = await step.run({ x, size: batch, targets: Float32Array.from(targets.dataSync()), dropoutSeed: 1 }, trained);
+    targets.dispose();
+
+    expect(Math.abs(result.lossValue - value.dataSync()[0]!)).toBeLessThan(tolerance * Math.max(1, Math.abs(value.dataSync()[0]!)));
+    expect(worstRelative(result.logits, Float32Array.from(logits.dataSync()))).toBeLessThan(tolerance);
+    expect([...result.gradients.keys()].sort()).toEqual(trained.map((p) => p.variable.name).sort());
+    for (const p of trained) {
+      const expected = fromTfjsLayout(grads[p.variable.name]!, p.spec.shape).data;
+      const actual = fromTfjsLayout(result.gradients.get(p.variable.name)!, p.spec.shape).data;
+      const error = worstRelative(actual, expected);
+      if (!(error < tolerance)) throw new Error(`${p.spec.name}: gradient differs from the tape's by ${error.toExponential(2)} (relative)`);
+    }
+    expect(result.statistics.map((s) => s.node.name).sort()).toEqual([...statistics.keys()].sort());
+    for (const s of result.statistics) {
+      const expected = statistics.get(s.node.name)!;
+      expect(worstRelative(Float32Array.from(s.mean.dataSync()), expected.mean)).toBeLessThan(tolerance);
+      expect(worstRelative(Float32Array.from(s.variance.dataSync()), expected.variance)).toBeLessThan(tolerance);
+    }
+    tf.dispose([value, logits, ...Object.values(grads), ...result.gradients.values(), ...result.statistics.flatMap((s) => [s.mean, s.variance])]);
+  } finally {
+    await step.dispose();
+    engine.dispose();
+  }
+}
+
+describe('the step graph computes what the tape computes', () => {
+  const cases: Array<[string, string, string, string?]> = [
+    ['conv, batch norm, ReLU, max pool, dense', 'N, 2, 8, 8', 'logits = x -> conv(4, 3, pad: same, bias: false) -> bn -> relu -> maxpool(2) -> flatten -> dense(3)'],
+    ['strided, dilated, asymmetric, biased conv', 'N, 3, 9, 10', 'logits = x -> conv(4, 3, stride: 2, pad: [[1, 2], [0, 1]]) -> relu -> conv(5, 3, dilation: 2, pad: 2) -> global_avgpool -> flatten -> dense(4)'],
+    ['grouped and depthwise convs', 'N, 4, 7, 7', 'logits = x -> conv(8, 3, groups: 2, pad: same) -> leaky_relu(0.1) -> conv(8, 3, groups: 8, stride: 2) -> sigmoid -> flatten -> dense(3)'],
+    ['1D conv, tanh, average pool with padding', 'N, 2, 13', 'logits = x -> conv(3, 5, pad: 2) -> tanh -> avgpool(3, stride: 2, pad: 1) -> flatten -> dense(2)'],
+    ['3D conv and swish', 'N, 1, 4, 5, 5', 'logits = x -> conv(2, 3, pad: same) -> swish -> avgpool(2) -> flatten -> dense(3)'],
+    ['residual add, concat, broadcast mul, relu6', 'N, 3, 6, 6', 'a = x -> conv(4, 3, pad: same) -> bn -> relu6\n  b = a -> conv(4, 1)\n  s = a + b\n  g = s -> global_avgpool -> sigmoid\n  c = concat(s * g, a)\n  logits = c -> maxpool(3, stride: 2, pad: 1) -> flatten -> dense(3)'],
+    ['overlapping max pool windows', 'N, 1, 7, 7', 'logits = x -> conv(3, 2) -> maxpool(3, stride: 1) -> flatten -> dense(2)'],
+  ];
+  for (const [title, input, body] of cases) {
+    // two threads: the conv weight gradients unfold the input instead of slicing it (see convWeightGradient)
+    it(title, async () => {
+      await compareWithTape(classifier(input, `  ${body}`), 3, 7, 1);
+      await compareWithTape(classifier(input, `  ${body}`), 3, 7, 2);
+    });
+  }
+
+  it('a frozen conv and batch norm: no gradients for them, inference-mode statistics, gradients flow through', async () => {
+    const graph = classifier('N, 2, 6, 6', '  h = x -> conv(3, 3, pad: same) -> bn -> relu\n  logits = h -> conv(4, 3) -> relu -> flatten -> dense(2)', '  freeze h\n');
+    expect(graph.nodes.filter((n) => n.frozen).map((n) => n.op)).toEqual(expect.arrayContaining(['conv', 'batchnorm']));
+    await compareWithTape(graph, 4, 11);
+  });
+
+  it('property: random conv stacks (kernel, stride, dilation, groups, padding, 1D to 3D) match the tape', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          rank: fc.integer({ min: 1, max: 3 }),
+          groups: fc.constantFrom(1, 2),
+          kernel: fc.integer({ min: 1, max: 3 }),
+          stride: fc.integer({ min: 1, max: 2 }),
+          dilation: fc.integer({ min: 1, max: 2 }),
+          pads: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 2, maxLength: 2 }),
+          bias: fc.boolean(),
+          batchNorm: fc.boolean(),
+          seed: fc.integer({ min: 0, max: 1000 }),
+          threads: fc.constantFrom(1, 2),
+        }),
+        async ({ rank, groups, kernel, stride, dilation, pads, bias, batchNorm, seed, threads }) => {
+          const size = rank === 3 ? 5 : 7;
+          const input = ['N', 2, ...new Array<number>(rank).fill(size)].join(', ');
+          const pad = `[${new Array<string>(rank).fill(`[${pads[0]}, ${pads[1]}]`).join(', ')}]`;
+          const conv = `conv(4, ${kernel}, stride: ${stride}, dilation: ${dilation}, groups: ${groups}, pad: ${pad}, bias: ${bias})`;
+          const body = `  logits = x -> ${conv}${batchNorm ? ' -> bn' : ''} -> relu -> conv(4, ${kernel}, groups: ${groups}, pad: same) -> flatten -> dense(3)`;
+          await compareWithTape(classifier(input, body), 2, seed, threads);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+});
+
+describe('what the step graph refuses', () => {
+  it('an op it has no gradient for, with its location', () => {
+    const graph = classifier('N, 2, 6, 6', '  logits = x -> conv(3, 3) -> upsample(2) -> flatten -> dense(2)');
+    expect(() => buildTrainingGraph(graph, { input: 'x', output: 'logits', trained: new Set(['logits.dense1.weight']) })).toThrow(TrainingGraphError);
+    expect(() => buildTrainingGraph(graph, { input: 'x', output: 'logits', trained: new Set() })).toThrow(/upsample.*t\.cnn:\d+:\d+.*tfjs engine|t\.cnn:\d+:\d+.*upsample/);
+  });
+
+  it('the trainer refuses a loss other than cross-entropy, and an unsupported graph, before the first batch', async () => {
+    const data = loadFashionMnist('train', { forceSubset: true });
+    const graph = compile('model U {\n  input x: f32[N, 1, 28, 28]\n  logits = x -> conv(2, 3) -> upsample(2) -> global_avgpool -> flatten -> dense(10)\n  output logits\n}');
+    const engine = await TfjsEngine.create(graph, undefined, { backend: 'cpu' });
+    try {
+      await expect(trainModel(engine, data, { epochs: 1, batchSize: 32, gradients: 'ort', loss: 'mse' })).rejects.toThrow(/cross-entropy/);
+      await expect(trainModel(engine, data, { epochs: 1, batchSize: 32, gradients: 'ort' })).rejects.toThrow(TrainingError);
+    } finally {
+      engine.dispose();
+    }
+  });
+});
+
+describe('training with gradients from ONNX Runtime', () => {
+  const spec = `model F {
+  input x: f32[N, 1, 28, 28]
+  h = x -> conv(8, 3, pad: same, bias: false) -> bn -> relu -> maxpool(2)
+  logits = h -> conv(16, 3, pad: same) -> bn -> relu -> maxpool(2) -> dropout(0.25) -> flatten -> dense(10)
+  output logits
+  freeze FROZEN
+}`;
+
+  it('learns the embedded Fashion-MNIST subset, deterministically, with frozen weights bit-identical', async () => {
+    const train = loadFashionMnist('train', { forceSubset: true });
+    const test = loadFashionMnist('test', { forceSubset: true });
+    const graph = compile(spec.replace('  freeze FROZEN\n', ''));
+    const run = async () => {
+      const engine = await TfjsEngine.create(graph, undefined, { backend: 'wasm', seed: 3 });
+      const history = await trainModel(engine, train, { epochs: 2, batchSize: 32, gradients: 'ort', seed: 3, optimizer: { kind: 'adam', learningRate: 2e-3 } });
+      const accuracy = (await evaluate(engine, test)).accuracy;
+      const weights = await engine.getWeights();
+      engine.dispose();
+      return { history, accuracy, weights };
+    };
+    const first = await run();
+    const second = await run();
+    expect(first.history.stopReason).toBe('completed');
+    expect(first.history.epochs[1]!.loss).toBeLessThan(first.history.epochs[0]!.loss);
+    expect(first.accuracy).toBeGreaterThan(0.6);
+    for (const [name, tensor] of first.weights) expect(Buffer.from(second.weights.get(name)!.data.buffer).equals(Buffer.from(tensor.data.buffer)), name).toBe(true);
+  }, 120_000);
+
+  it('leaves frozen layers bit-identical and trains the rest', async () => {
+    const train = loadFashionMnist('train', { forceSubset: true });
+    const graph = compile(spec.replace('FROZEN', 'h'));
+    const engine = await TfjsEngine.create(graph, undefined, { backend: 'wasm', seed: 5 });
+    try {
+      const before = await engine.getWeights();
+      await trainModel(engine, { ...train, count: 256 }, { epochs: 1, batchSize: 64, gradients: 'ort' });
+      const after = await engine.getWeights();
+      const frozen = new Set(graph.nodes.filter((n) => n.frozen).map((n) => n.name));
+      expect(frozen.size).toBeGreaterThan(0);
+      for (const [name, tensor] of before) {
+        const same = Buffer.from(after.get(name)!.data.buffer).equals(Buffer.from(tensor.data.buffer));
+        const node = name.slice(0, name.lastIndexOf('.'));
+        if (frozen.has(node)) expect(same, name).toBe(true);
+        else if (!name.endsWith('running_mean') && !name.endsWith('running_var')) expect(same, name).toBe(false);
+      }
+    } finally {
+      engine.dispose();
+    }
+  });
+});
