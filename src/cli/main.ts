@@ -212,7 +212,7 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
   specOptions(
     program
       .command('train')
-      .description('train on the tfjs engine, with atomic checkpoints every epoch')
+      .description('train (weights and optimizer on the tfjs engine; forward and backward on ONNX Runtime or the tfjs tape), with atomic checkpoints every epoch')
       .argument('<spec>', 'spec file')
       .requiredOption('-o, --out <dir>', 'output directory (checkpoint, weights, history)')
       .option('--data <path>', "data: a folder of IDX files, x.npy + y.npy, PNG class folders, or 'fashion-mnist'")
@@ -223,8 +223,10 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
       .option('--weights <file>', 'initial weights (partial loading: missing tensors keep their initial values)')
       .option('--resume', 'continue from <out>/checkpoint.safetensors')
       .option('--lr-scale <target=x>', 'learning-rate multiplier of a layer group: name, scope, range a..b or glob (repeatable)', collect, [])
-      .addOption(backendOption()),
-  ).action(async (file: string, flags: SpecFlags & WeightMapFlags & { lrScale: string[]; out: string; data?: string; epochs?: number; batch?: number; lr?: number; seed?: number; weights?: string; resume?: boolean; backend: 'auto' }) => {
+      .addOption(backendOption())
+      .addOption(new Option('--engine <engine>', 'where forward and backward passes run: ONNX Runtime (ort), the tfjs tape, or auto (ort on a CPU backend when it can express the model)').choices(['auto', 'tfjs', 'ort']).default('auto'))
+      .option('--threads <n>', 'CPU threads of the wasm backend and of ONNX Runtime (default: CONVSPEC_WASM_THREADS, else 1)', positiveInteger('--threads')),
+  ).action(async (file: string, flags: SpecFlags & WeightMapFlags & { lrScale: string[]; out: string; data?: string; epochs?: number; batch?: number; lr?: number; seed?: number; weights?: string; resume?: boolean; backend: 'auto'; engine: 'auto' | 'tfjs' | 'ort'; threads?: number }) => {
     const { runTrain } = await import('./commands/train.js');
     setStatus(
       await runTrain(
@@ -232,6 +234,8 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
         {
           out: flags.out,
           backend: flags.backend,
+          engine: flags.engine,
+          ...(flags.threads ? { threads: flags.threads } : {}),
           resume: Boolean(flags.resume),
           ...(flags.data ? { data: flags.data } : {}),
           ...(flags.epochs ? { epochs: flags.epochs } : {}),

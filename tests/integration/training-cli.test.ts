@@ -117,6 +117,7 @@ interface History {
   epochs: Array<{ epoch: number; loss: number; accuracy: number }>;
   stopReason: string;
   startEpoch: number;
+  gradients: 'ort' | 'tfjs';
 }
 
 beforeAll(() => {
@@ -150,6 +151,8 @@ describe('convspec train: SIGKILL mid-epoch, then --resume', () => {
       if (killed.child.exitCode === null) killed.child.kill('SIGKILL');
     }
     expect(killed.stderr).toMatch(/^epoch 1: loss /m);
+    // on a CPU backend `--engine auto` runs forward and backward passes on ONNX Runtime
+    expect(killed.stderr).toMatch(/^forward and backward: ONNX Runtime, 1 thread$/m);
     expect(killed.stderr, 'killed before epoch 2 ended').not.toMatch(/^epoch 2: loss /m);
     expect(killed.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/);
 
@@ -180,6 +183,7 @@ describe('convspec train: SIGKILL mid-epoch, then --resume', () => {
     expect(history.epochs.map((e) => e.epoch)).toEqual([1, 2, 3]);
     expect(history.startEpoch).toBe(1);
     expect(history.stopReason).toBe('completed');
+    expect(history.gradients).toBe('ort');
     expect(history.epochs[0]).toEqual((killedCheckpoint.metadata.history as unknown as History['epochs'])[0]);
     expect(readCheckpoint(path.join(killedDir, 'checkpoint.safetensors')).metadata.epoch).toBe(3);
 
@@ -191,6 +195,27 @@ describe('convspec train: SIGKILL mid-epoch, then --resume', () => {
     expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
     for (const [name, tensor] of a) expect(relativeError(tensor.data, b.get(name)!.data).error, name).toBe(0);
   });
+});
+
+describe('convspec train --engine', () => {
+  // upsampling has no gradient in the ONNX Runtime step graph
+  const upsampling = `model Up {\n  input image: f32[N, 1, 28, 28]\n  logits = image -> conv(2, 3, pad: 1) -> upsample(2) -> maxpool(4) -> global_avgpool -> flatten -> dense(10)\n  output logits\n}\n`;
+
+  it('ort refuses a model it cannot express, naming the op, its location and the alternative; auto falls back to the tape', async () => {
+    const spec = path.join(work.dir, 'up.cnn');
+    fs.writeFileSync(spec, upsampling);
+    const refused = startCli(['train', spec, '--data', 'fashion-mnist-subset', '--engine', 'ort', '--epochs', '1', '-o', path.join(work.dir, 'up-ort')]);
+    const exit = await refused.exited;
+    expect(exit.code).toBe(1);
+    expect(refused.stderr).toMatch(/error CNN8002: --engine ort: .*upsample.*up\.cnn:3:\d+.*tfjs engine/);
+    expect(fs.existsSync(path.join(work.dir, 'up-ort', 'checkpoint.safetensors'))).toBe(false);
+
+    const fallback = startCli(['train', spec, '--data', 'fashion-mnist-subset', '--epochs', '1', '--batch', '256', '-o', path.join(work.dir, 'up-auto')]);
+    const done = await fallback.exited;
+    expect(done.code, fallback.stderr).toBe(0);
+    expect(fallback.stderr).toMatch(/^forward and backward: tfjs gradient tape \(ONNX Runtime skipped: .*upsample/m);
+    expect((JSON.parse(fs.readFileSync(path.join(work.dir, 'up-auto', 'history.json'), 'utf8')) as History).gradients).toBe('tfjs');
+  }, 120_000);
 });
 
 describe('training in-process', () => {

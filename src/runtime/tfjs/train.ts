@@ -40,8 +40,7 @@ import { Optimizer, type OptimizerOptions } from './optimizers.js';
 import { learningRateAt, type ScheduleOptions, type WarmupOptions } from './schedules.js';
 import { planLayerGroups, readUnfreezeSetting, type LearningRateScale, type UnfreezeStep } from './layer-groups.js';
 import type { SettingValue } from '../../ir/graph.js';
-import { OrtTrainingStep } from '../ort/training-step.js';
-import { TrainingGraphError } from '../ort/training-graph.js';
+import type { OrtTrainingStep } from '../ort/training-step.js';
 
 /** Training that cannot start or go on as asked (bad options, a checkpoint of another model…). */
 export class TrainingError extends Error {
@@ -454,7 +453,8 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
   const optimizers = [...byScale].map(([scale, parameters]) => ({ scale, optimizer: new Optimizer(optimizerOptions, parameters) }));
   const optimizer = optimizers[0]!.optimizer;
   if (options.gradients === 'ort' && loss.kind !== 'cross_entropy') throw new TrainingError(`training on ONNX Runtime takes the cross-entropy loss, not ${loss.kind}; train with the tfjs engine`);
-  const ortStep = options.gradients === 'ort' ? new OrtTrainingStep(engine, wiring, options.ortThreads ?? 1) : undefined;
+  // loaded on demand: ONNX Runtime's native module is not needed by a run on the tape
+  const ortStep: OrtTrainingStep | undefined = options.gradients === 'ort' ? new (await import('../ort/training-step.js')).OrtTrainingStep(engine, wiring, options.ortThreads ?? 1) : undefined;
   /** Parameters whose tfjs variable this run made trainable (frozen ones that started training): reset at the end. */
   const thawed: EngineParameter[] = [];
   const history: EpochSummary[] = [];
@@ -507,7 +507,7 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
         try {
           await ortStep.prepare(active);
         } catch (error) {
-          if (error instanceof TrainingGraphError) throw new TrainingError(error.message);
+          if (error instanceof Error && error.name === 'TrainingGraphError') throw new TrainingError(error.message);
           throw error;
         }
       }
