@@ -18,7 +18,7 @@ import type { WeightTensor } from '../../src/ir/weights.js';
 import { createMulberry32, normalSample } from '../../src/random.js';
 import { loadFashionMnist } from '../../src/runtime/data/index.js';
 import { buildTrainingGraph, TrainingGraphError } from '../../src/runtime/ort/training-graph.js';
-import { OrtTrainingStep } from '../../src/runtime/ort/training-step.js';
+import { fillDropoutMask, OrtTrainingStep } from '../../src/runtime/ort/training-step.js';
 import { fromTfjsLayout, TfjsEngine, toInternal } from '../../src/runtime/tfjs/engine.js';
 import { computeLoss, lossTargets } from '../../src/runtime/tfjs/losses.js';
 import { evaluate, trainModel, TrainingError } from '../../src/runtime/tfjs/train.js';
@@ -68,7 +68,8 @@ function worstRelative(actual: Float32Array, expected: Float32Array): number {
 }
 
 /** Compares one ORT step with the tape on the cpu backend, for a batch of random images and labels. */
-async function compareWithTape(graph: Graph, batch: number, seed: number, threads = 1, tolerance = 2e-4): Promise<void> {
+/** `unfrozen`: train the learnable parameters of frozen layers too, as an `unfreeze` step does (their batch norms keep running statistics). */
+async function compareWithTape(graph: Graph, batch: number, seed: number, threads = 1, tolerance = 2e-4, unfrozen = false): Promise<void> {
   const engine = await TfjsEngine.create(graph, randomWeights(graph, seed), { backend: 'cpu', seed });
   const step = new OrtTrainingStep(engine, { input: 'x', output: 'logits', sampleDims: graph.inputs[0]!.shape.slice(1) as number[], classes: graph.nodes.find((n) => n.name === graph.outputs[0]!.value)!.shape[1] as number }, threads);
   try {
@@ -78,7 +79,8 @@ async function compareWithTape(graph: Graph, batch: number, seed: number, thread
     const x = normals(batch * sampleDims.reduce((a, b) => a * b, 1), random);
     const labels = Int32Array.from({ length: batch }, () => Math.floor(random() * classes));
     const lossOptions = { kind: 'cross_entropy' as const, labelSmoothing: 0.1 };
-    const trained = engine.trainableParameters();
+    const trained = unfrozen ? [...engine.parameters.values()].filter((p) => p.spec.learnable) : engine.trainableParameters();
+    for (const p of trained) p.variable.trainable = true;
 
     const statistics = new Map<string, { mean: Float32Array; variance: Float32Array }>();
     const { value, grads, logits } = tf.tidy(() => {
@@ -143,6 +145,8 @@ describe('the step graph computes what the tape computes', () => {
     const graph = classifier('N, 2, 6, 6', '  h = x -> conv(3, 3, pad: same) -> bn -> relu\n  logits = h -> conv(4, 3) -> relu -> flatten -> dense(2)', '  freeze h\n');
     expect(graph.nodes.filter((n) => n.frozen).map((n) => n.op)).toEqual(expect.arrayContaining(['conv', 'batchnorm']));
     await compareWithTape(graph, 4, 11);
+    // unfrozen by an `unfreeze` step: the frozen batch norm's γ and β train, its statistics stay the running ones
+    await compareWithTape(graph, 4, 11, 1, 2e-4, true);
   });
 
   it('property: random conv stacks (kernel, stride, dilation, groups, padding, 1D to 3D) match the tape', async () => {
@@ -172,6 +176,25 @@ describe('the step graph computes what the tape computes', () => {
       ),
       { numRuns: 25 },
     );
+  });
+});
+
+describe('dropout masks', () => {
+  it('keep 1 − rate of the elements, scaled by 1/(1 − rate), the same for a seed and different across seeds', () => {
+    for (const rate of [0.1, 0.25, 0.5, 0.9]) {
+      const mask = new Float32Array(20_001); // odd: the last draw decides one element
+      fillDropoutMask(mask, rate, 42);
+      const kept = mask.filter((v) => v !== 0);
+      expect(new Set(kept)).toEqual(new Set([Math.fround(1 / (1 - rate))]));
+      // 5 standard deviations of a binomial count
+      const sd = Math.sqrt(mask.length * rate * (1 - rate));
+      expect(Math.abs(kept.length - mask.length * (1 - rate))).toBeLessThan(5 * sd);
+      const again = new Float32Array(mask.length);
+      fillDropoutMask(again, rate, 42);
+      expect(again).toEqual(mask);
+      fillDropoutMask(again, rate, 43);
+      expect(again).not.toEqual(mask);
+    }
   });
 });
 

@@ -324,15 +324,13 @@ class StepBuilder {
   private batchNormForward(node: NodeOf<'batchnorm'>, rank: number): void {
     const x = node.inputs[0]!;
     const gamma = this.perChannel(`${node.name}.weight`, rank, node.channels);
-    const beta = this.perChannel(`${node.name}.bias`, rank, node.channels);
     const axes = attr.ints([0, ...range(2, rank)]);
     if (node.frozen) {
       // inference mode, as the tfjs engine runs a frozen batch norm in training too
-      const inverse = this.op('Reciprocal', [this.op('Sqrt', [this.op('Add', [this.perChannel(`${node.name}.running_var`, rank, node.channels), this.scalar(node.epsilon)])])]);
-      const centered = this.op('Sub', [x, this.perChannel(`${node.name}.running_mean`, rank, node.channels)]);
-      const gammaR = this.op('Mul', [gamma, inverse]);
-      this.b.addNode('Add', [this.op('Mul', [centered, gammaR]), beta], [node.name], node.name);
-      this.save(node, { centered, r: inverse, gammaR });
+      const r = this.op('Reciprocal', [this.op('Sqrt', [this.op('Add', [this.perChannel(`${node.name}.running_var`, rank, node.channels), this.scalar(node.epsilon)])])]);
+      const parameters = ['weight', 'bias', 'running_mean', 'running_var'].map((role) => `${node.name}.${role}`);
+      this.b.addNode('BatchNormalization', [x, ...parameters], [node.name], node.name, { epsilon: attr.float(node.epsilon) });
+      this.save(node, { r, gammaR: this.op('Mul', [gamma, r]) });
       return;
     }
     // batch statistics from the centred values (as the tape computes them); the normalisation itself is one
@@ -601,16 +599,23 @@ class StepBuilder {
     return this.op('Reshape', [this.op('Transpose', [stacked], { perm: attr.ints([0, 2, 1, 3]) }), shape]);
   }
 
+  /**
+   * Batch-norm gradients. Training mode: with a = γr, b = −γr³·mean(dY·d), c = −γr·mean(dY) per channel,
+   * dX = a·dY + b·d + c; a·dY + c is a BatchNormalization node (zero mean, unit variance, ε = 0), so dX costs three
+   * passes over the tensor (that node, b·d, the sum) instead of four. Frozen (running statistics): dX = dY·γr.
+   */
   private batchNormBackward(node: NodeOf<'batchnorm'>, dy: string, rank: number, inputShape: readonly number[]): void {
-    const { centered, r, gammaR } = this.saved.get(node.name)! as { centered: string; r: string; gammaR: string };
+    const { centered: saved, r, gammaR } = this.saved.get(node.name)! as { centered?: string; r: string; gammaR: string };
+    const x = node.inputs[0]!;
     const axes = this.int64s([0, ...range(2, rank)]);
     const sum = (t: string) => this.op('ReduceSum', [t, axes], { keepdims: attr.int(1) });
     const vector = (t: string) => this.op('Reshape', [t, this.int64s([-1])]);
+    // x − μ: saved by a training-mode forward; with running statistics only a trained γ needs it
+    const centered = saved ?? (this.trains(node, 'weight') ? this.op('Sub', [x, this.perChannel(`${node.name}.running_mean`, rank, node.channels)]) : '');
     const sumDy = this.trains(node, 'bias') || !node.frozen ? sum(dy) : '';
     const sumDyD = this.trains(node, 'weight') || !node.frozen ? sum(this.op('Mul', [dy, centered])) : '';
     if (this.trains(node, 'bias')) this.parameterGradient(node, 'bias', vector(sumDy));
     if (this.trains(node, 'weight')) this.parameterGradient(node, 'weight', vector(this.op('Mul', [sumDyD, r])));
-    const x = node.inputs[0]!;
     if (!this.needsGradient.has(x)) return;
     if (node.frozen) {
       this.contribute(x, this.op('Mul', [dy, gammaR]));
@@ -618,11 +623,13 @@ class StepBuilder {
     }
     // means over the M = N·S values of each channel: sums times (1/N)·(1/S)
     const inverseCount = this.inverseCount(inputShape);
-    const meanDy = this.op('Mul', [sumDy, inverseCount]);
-    const meanDyD = this.op('Mul', [sumDyD, inverseCount]);
-    const shifted = this.op('Mul', [this.op('Sub', [dy, meanDy]), gammaR]);
-    const correction = this.op('Mul', [centered, this.op('Mul', [this.op('Mul', [gammaR, this.op('Mul', [r, r])]), meanDyD])]);
-    this.contribute(x, this.op('Sub', [shifted, correction]));
+    const a = vector(gammaR);
+    const b = this.op('Neg', [this.op('Mul', [this.op('Mul', [gammaR, this.op('Mul', [r, r])]), this.op('Mul', [sumDyD, inverseCount])])]);
+    const c = vector(this.op('Neg', [this.op('Mul', [gammaR, this.op('Mul', [sumDy, inverseCount])])]));
+    const zeros = this.constant(`zeros[${node.channels}]`, [node.channels], new Float32Array(node.channels));
+    const ones = this.constant(`ones[${node.channels}]`, [node.channels], new Float32Array(node.channels).fill(1));
+    const affine = this.op('BatchNormalization', [dy, a, c, zeros, ones], { epsilon: attr.float(0) }, 'bn_grad');
+    this.contribute(x, this.op('Add', [affine, this.op('Mul', [centered, b])]));
   }
 
   private activationBackward(node: NodeOf<'activation'>, dy: string): string {
