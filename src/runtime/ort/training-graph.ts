@@ -225,6 +225,11 @@ class StepBuilder {
     return node.padding;
   }
 
+  /** Element-wise ops broadcast within one rank only (an SE gate [N, C, 1, 1] times [N, C, H, W]). */
+  private sameRank(node: Node, rank: number): void {
+    if (node.inputs.some((input) => this.shapes.get(input)!.length + 1 !== rank)) this.unsupported(node, `${node.op} of tensors of different ranks`);
+  }
+
   /** 1/M for means over every axis but the channels' of a [N, C, S…] tensor: M = N·ΠS. */
   private inverseCount(sample: readonly number[]): string {
     return this.op('Mul', [STEP_INPUT.inverseBatch, this.scalar(1 / product(sample.slice(1)))]);
@@ -263,14 +268,14 @@ class StepBuilder {
         this.activationForward(node, emit);
         return;
       case 'maxpool': {
-        const { attributes } = this.poolAttributes(node, inputShape);
+        const attributes = this.poolAttributes(node);
         const indices = `${node.name}/indices`;
         emit('MaxPool', [inputs[0]!], attributes, [node.name, indices]);
         this.save(node, { indices });
         return;
       }
       case 'avgpool': {
-        const { attributes } = this.poolAttributes(node, inputShape);
+        const attributes = this.poolAttributes(node);
         if (node.countIncludePad) attributes['count_include_pad'] = attr.int(1);
         emit('AveragePool', [inputs[0]!], attributes);
         return;
@@ -291,11 +296,13 @@ class StepBuilder {
         return;
       }
       case 'add':
+        this.sameRank(node, rank);
         if (inputs.length === 2) emit('Add', inputs);
         else emit('Sum', inputs);
         return;
       case 'mul':
         if (inputs.length !== 2) this.unsupported(node, 'a product of more than two tensors');
+        this.sameRank(node, rank);
         emit('Mul', inputs);
         return;
       case 'concat':
@@ -312,13 +319,11 @@ class StepBuilder {
     }
   }
 
-  private poolAttributes(node: NodeOf<'maxpool' | 'avgpool'>, inputShape: readonly number[]): { attributes: Record<string, OnnxAttributeValue>; padding: Padding } {
+  /** Pool attributes; ceil mode is refused (its extra windows would need their own gradient counts). */
+  private poolAttributes(node: NodeOf<'maxpool' | 'avgpool'>): Record<string, OnnxAttributeValue> {
     const padding = this.explicitPadding(node);
     if (node.ceilMode) this.unsupported(node, 'ceil-mode pooling');
-    // windows that start inside the end padding only (ceil mode's extra windows) never occur without ceil mode
-    void inputShape;
-    const attributes: Record<string, OnnxAttributeValue> = { kernel_shape: attr.ints(node.kernel), strides: attr.ints(node.stride), pads: attr.ints([...padding.begin, ...padding.end]) };
-    return { attributes, padding };
+    return { kernel_shape: attr.ints(node.kernel), strides: attr.ints(node.stride), pads: attr.ints([...padding.begin, ...padding.end]) };
   }
 
   private batchNormForward(node: NodeOf<'batchnorm'>, rank: number): void {
@@ -411,7 +416,6 @@ class StepBuilder {
 
   /** Sums a gradient over the broadcast axes of an input of sample shape `inputShape` (same rank). */
   private unbroadcast(gradient: string, inputShape: readonly number[], outputShape: readonly number[]): string {
-    if (inputShape.length !== outputShape.length) throw new TrainingGraphError('internal: broadcast across ranks');
     const axes = inputShape.flatMap((d, i) => (d === 1 && outputShape[i] !== 1 ? [i + 1] : []));
     return axes.length === 0 ? gradient : this.op('ReduceSum', [gradient, this.int64s(axes)], { keepdims: attr.int(1) });
   }
@@ -423,7 +427,6 @@ class StepBuilder {
     const inputShape = this.shapes.get(x)!;
     const outputShape = this.shapes.get(node.name)!;
     const rank = outputShape.length + 1;
-    const spatialAxes = range(2, rank);
     const wantsInput = (i = 0) => this.needsGradient.has(node.inputs[i]!);
     switch (node.op) {
       case 'conv':
@@ -487,7 +490,6 @@ class StepBuilder {
         if (wantsInput()) this.contribute(x, this.op('Reshape', [dy, this.op('Shape', [x])]));
         return;
       default:
-        void spatialAxes;
         this.unsupported(node, `op '${node.op}'`);
     }
   }
