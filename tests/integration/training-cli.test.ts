@@ -198,8 +198,8 @@ describe('convspec train: SIGKILL mid-epoch, then --resume', () => {
 });
 
 describe('convspec train --engine', () => {
-  // upsampling has no gradient in the ONNX Runtime step graph
-  const upsampling = `model Up {\n  input image: f32[N, 1, 28, 28]\n  logits = image -> conv(2, 3, pad: 1) -> upsample(2) -> maxpool(4) -> global_avgpool -> flatten -> dense(10)\n  output logits\n}\n`;
+  // linear upsampling has no gradient in the ONNX Runtime step graph
+  const upsampling = `model Up {\n  input image: f32[N, 1, 28, 28]\n  logits = image -> conv(2, 3, pad: 1) -> upsample(2, mode: linear) -> maxpool(4) -> global_avgpool -> flatten -> dense(10)\n  output logits\n}\n`;
 
   it('ort refuses a model it cannot express, naming the op, its location and the alternative; auto falls back to the tape', async () => {
     const spec = path.join(work.dir, 'up.cnn');

@@ -132,6 +132,8 @@ describe('the step graph computes what the tape computes', () => {
     ['3D conv and swish', 'N, 1, 4, 5, 5', 'logits = x -> conv(2, 3, pad: same) -> swish -> avgpool(2) -> flatten -> dense(3)'],
     ['residual add, concat, broadcast mul, relu6', 'N, 3, 6, 6', 'a = x -> conv(4, 3, pad: same) -> bn -> relu6\n  b = a -> conv(4, 1)\n  s = a + b\n  g = s -> global_avgpool -> sigmoid\n  c = concat(s * g, a)\n  logits = c -> maxpool(3, stride: 2, pad: 1) -> flatten -> dense(3)'],
     ['overlapping max pool windows', 'N, 1, 7, 7', 'logits = x -> conv(3, 2) -> maxpool(3, stride: 1) -> flatten -> dense(2)'],
+    ['max pool leaving a trailing row out', 'N, 2, 7, 7', 'logits = x -> conv(3, 1) -> maxpool(2) -> flatten -> dense(3)'],
+    ['ceil-mode max pool, nearest upsampling', 'N, 2, 7, 7', 'logits = x -> conv(3, 3, pad: same) -> maxpool(2, ceil: true) -> upsample(2) -> conv(2, 3) -> flatten -> dense(3)'],
   ];
   for (const [title, input, body] of cases) {
     // two threads: the conv weight gradients unfold the input instead of slicing it (see convWeightGradient)
@@ -200,14 +202,14 @@ describe('dropout masks', () => {
 
 describe('what the step graph refuses', () => {
   it('an op it has no gradient for, with its location', () => {
-    const graph = classifier('N, 2, 6, 6', '  logits = x -> conv(3, 3) -> upsample(2) -> flatten -> dense(2)');
+    const graph = classifier('N, 2, 6, 6', '  logits = x -> conv(3, 3) -> upsample(2, mode: linear) -> flatten -> dense(2)');
     expect(() => buildTrainingGraph(graph, { input: 'x', output: 'logits', trained: new Set(['logits.dense1.weight']) })).toThrow(TrainingGraphError);
     expect(() => buildTrainingGraph(graph, { input: 'x', output: 'logits', trained: new Set() })).toThrow(/upsample.*t\.cnn:\d+:\d+.*tfjs engine|t\.cnn:\d+:\d+.*upsample/);
   });
 
   it('the trainer refuses a loss other than cross-entropy, and an unsupported graph, before the first batch', async () => {
     const data = loadFashionMnist('train', { forceSubset: true });
-    const graph = compile('model U {\n  input x: f32[N, 1, 28, 28]\n  logits = x -> conv(2, 3) -> upsample(2) -> global_avgpool -> flatten -> dense(10)\n  output logits\n}');
+    const graph = compile('model U {\n  input x: f32[N, 1, 28, 28]\n  logits = x -> conv(2, 3) -> upsample(2, mode: linear) -> global_avgpool -> flatten -> dense(10)\n  output logits\n}');
     const engine = await TfjsEngine.create(graph, undefined, { backend: 'cpu' });
     try {
       await expect(trainModel(engine, data, { epochs: 1, batchSize: 32, gradients: 'ort', loss: 'mse' })).rejects.toThrow(/cross-entropy/);

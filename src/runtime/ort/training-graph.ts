@@ -18,20 +18,23 @@
  *            statistics (not frozen, as in the tfjs engine).
  *
  * Gradients, per op (dY: gradient of the op's output):
- *   conv         dX = ConvTranspose(dY, W) with the conv's strides, pads, dilations and groups, and the output
- *                padding that restores X's size; dW = Σ_n dY·colᵀ per group, where col [N, C·K, out…] is X
- *                unfolded by a grouped conv with one-hot kernels (im2col as an ONNX op); dB = Σ dY;
+ *   conv         dX: with unit strides, a conv of dY with the kernel flipped and its channel axes swapped; else
+ *                ConvTranspose(dY, W) with the conv's attributes and the output padding that restores X's size;
+ *                dW: per kernel offset, a GEMM of dY with a strided slice of the padded input (or, with several
+ *                threads, the input unfolded by a one-hot grouped conv and one batched MatMul); dB = Σ dY;
  *   dense        dX = dY·W, dW = dYᵀ·X, dB = Σ_n dY;
  *   batch norm   training mode: dX = γr·(dY − mean dY) − d·(γr³·mean(dY·d)) with d = X − μ, r = 1/√(σ² + ε);
  *                dγ = r·Σ dY·d, dβ = Σ dY; frozen (running statistics): dX = dY·γ/√(σ²_run + ε);
- *   max pool     the forward's argmax indices scatter-add dY into zeros shaped like X;
+ *   max pool     the forward's argmax indices: MaxUnpool for disjoint windows, else a scatter-add into zeros;
  *   avg pool     ConvTranspose of dY/count with a ones kernel per channel (count: elements each window averages);
  *   activations  from the output (ReLU, ReLU6, sigmoid, tanh) or the input (leaky ReLU, swish);
+ *   upsample     nearest by whole factors: each block of copies summed (an average pool times the block size);
  *   dropout      dX = dY·mask;  add/mul/concat/flatten/reshape/global average pool: their adjoints.
  * Gradient contributions to one tensor (a residual's fork) are summed. Backward ops are emitted only for tensors
  * that lie between a trained parameter and the loss.
  *
- * Ops outside this list (transposed conv, pad, upsample, global max pool, other activations) and losses other than
+ * Ops outside this list (transposed conv, pad, linear upsampling, global max pool, other activations, ceil-mode
+ * average pooling), symbolic sample sizes, and losses other than
  * cross-entropy raise `TrainingGraphError`: the trainer then says to use the tfjs engine.
  */
 import { attr, OnnxGraphBuilder, type OnnxAttributeValue, type OnnxTypedArray } from '../../codegen/onnx-model.js';
@@ -308,6 +311,12 @@ class StepBuilder {
       case 'concat':
         emit('Concat', inputs, { axis: attr.int(node.axis < 0 ? node.axis + rank : node.axis) });
         return;
+      case 'upsample': {
+        if (node.mode !== 'nearest' || !node.scale.every((f) => Number.isInteger(f) && f >= 1)) this.unsupported(node, 'upsampling other than nearest by whole factors');
+        const scales = this.constant(`scales[${node.scale.join(',')}]`, [rank], new Float32Array([1, 1, ...node.scale]));
+        emit('Resize', [inputs[0]!, '', scales], { mode: attr.string('nearest'), coordinate_transformation_mode: attr.string('asymmetric'), nearest_mode: attr.string('floor') });
+        return;
+      }
       case 'flatten':
         emit('Flatten', [inputs[0]!], { axis: attr.int(1) });
         return;
@@ -319,11 +328,16 @@ class StepBuilder {
     }
   }
 
-  /** Pool attributes; ceil mode is refused (its extra windows would need their own gradient counts). */
+  /**
+   * Pool attributes. Ceil mode is refused for average pooling (its extra windows would need their own divisor
+   * counts); max pooling's gradient follows the argmax indices whatever the windows.
+   */
   private poolAttributes(node: NodeOf<'maxpool' | 'avgpool'>): Record<string, OnnxAttributeValue> {
     const padding = this.explicitPadding(node);
-    if (node.ceilMode) this.unsupported(node, 'ceil-mode pooling');
-    return { kernel_shape: attr.ints(node.kernel), strides: attr.ints(node.stride), pads: attr.ints([...padding.begin, ...padding.end]) };
+    if (node.ceilMode && node.op === 'avgpool') this.unsupported(node, 'ceil-mode average pooling');
+    const attributes: Record<string, OnnxAttributeValue> = { kernel_shape: attr.ints(node.kernel), strides: attr.ints(node.stride), pads: attr.ints([...padding.begin, ...padding.end]) };
+    if (node.ceilMode) attributes['ceil_mode'] = attr.int(1);
+    return attributes;
   }
 
   private batchNormForward(node: NodeOf<'batchnorm'>, rank: number): void {
@@ -448,7 +462,12 @@ class StepBuilder {
         const { indices } = this.saved.get(node.name)!;
         if (node.kernel.every((k, axis) => node.stride[axis]! >= k)) {
           // disjoint windows: each input element receives at most one gradient, which MaxUnpool puts in place
-          this.contribute(x, this.op('MaxUnpool', [dy, indices!, this.op('Shape', [x])], { kernel_shape: attr.ints(node.kernel), strides: attr.ints(node.stride) }));
+          // MaxUnpool checks that the output holds every window: its end pads are what the windows reach past X
+          // (ceil mode), never negative (floor mode may leave trailing rows out, which a larger output allows)
+          const padding = this.explicitPadding(node);
+          const ends = node.kernel.map((k, axis) => Math.max(0, (outputShape[axis + 1]! - 1) * node.stride[axis]! + k - padding.begin[axis]! - inputShape[axis + 1]!));
+          const attributes = { kernel_shape: attr.ints(node.kernel), strides: attr.ints(node.stride), pads: attr.ints([...padding.begin, ...ends]) };
+          this.contribute(x, this.op('MaxUnpool', [dy, indices!, this.op('Shape', [x])], attributes));
           return;
         }
         const zeros = this.op('ConstantOfShape', [this.op('Reshape', [this.op('Size', [x]), this.int64s([1])])], { value: { dims: [1], data: new Float32Array([0]) } });
@@ -459,6 +478,13 @@ class StepBuilder {
       }
       case 'avgpool':
         if (wantsInput()) this.contribute(x, this.avgPoolBackward(node, dy, inputShape, outputShape));
+        return;
+      case 'upsample':
+        // each input element was copied into a block of Πscale outputs: sum the block (an average pool times its size)
+        if (wantsInput()) {
+          const pooled = this.op('AveragePool', [dy], { kernel_shape: attr.ints(node.scale), strides: attr.ints(node.scale) });
+          this.contribute(x, this.op('Mul', [pooled, this.scalar(product(node.scale))]));
+        }
         return;
       case 'global_avgpool':
         if (wantsInput()) this.contribute(x, this.op('Expand', [this.op('Mul', [dy, this.scalar(1 / product(inputShape.slice(1)))]), this.op('Shape', [x])]));
