@@ -14,6 +14,11 @@
  *   7. running statistics of the non-frozen batch norms: running ← m·running + (1 − m)·batch.
  * The reported training loss is the data loss (no regulariser), comparable with the validation loss.
  *
+ * Steps 1–3 run on the engine's gradient tape, or with `gradients: 'ort'` on ONNX Runtime: the step graph of
+ * ../ort/training-graph.ts computes the data loss's gradients and the batch statistics with native CPU kernels
+ * (dropout masks from the same per-batch seed), and the regularisers' gradients are added here; steps 4–7 are the
+ * same either way.
+ *
  * Reproducibility: batches come from `iterateBatches` with (seed, epoch), dropout masks from (seed, epoch,
  * batch), learning rates from the step number; a checkpoint written at the end of an epoch holds weights,
  * optimizer state, step and history, so a resumed run produces the same weights as an uninterrupted one.
@@ -526,15 +531,13 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
         learningRate = learningRateAt(optimizerOptions.learningRate, optimizer.step, options.schedule, options.warmup, scheduleContext);
         const dropoutSeed = deriveSeed(seed, epochIndex, 3, batchIndex);
         const { lossValue, logits, gradients, statistics } = ortStep
-          ? await ortStep.run({ x: batch.x, size: batch.size, targets: targetData(batch.y), dropoutSeed }, active)
+          ? await ortGradientStep(ortStep, batch.x, batch.size, batch.y, dropoutSeed, active)
           : await tapeStep(batch.x, batch.size, lossTargets(batch.y, wiring.classes, loss), dropoutSeed, variables, training);
-        const regularized = ortStep ? addRegularizationGradients(active, gradients) : gradients;
-        const clipped = ortStep && options.clipNorm !== undefined ? clipByGlobalNorm(regularized, options.clipNorm) : regularized;
         // a non-finite loss stops training before its gradients touch the weights
-        if (Number.isFinite(lossValue) && clipped.size > 0) {
-          for (const { scale, optimizer: each } of optimizers) each.apply(clipped, learningRate * scale);
+        if (Number.isFinite(lossValue) && gradients.size > 0) {
+          for (const { scale, optimizer: each } of optimizers) each.apply(gradients, learningRate * scale);
         }
-        tf.dispose([...new Set([...gradients.values(), ...regularized.values(), ...clipped.values()])]);
+        tf.dispose([...gradients.values()]);
         if (!Number.isFinite(lossValue)) {
           for (const s of statistics) tf.dispose([s.mean, s.variance]);
           stopReason = 'non-finite-loss';
@@ -630,12 +633,20 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
     for (const p of thawed) p.variable.trainable = false;
   }
 
-  /** Targets of the loss as data (ONNX Runtime's feed). */
-  function targetData(labels: Int32Array): Float32Array {
+  /**
+   * Forward and backward on ONNX Runtime (the data loss's gradients), then the regularisers' gradients added and
+   * the sum clipped when asked: what the tape step returns.
+   */
+  async function ortGradientStep(step: OrtTrainingStep, x: Float32Array, size: number, labels: Int32Array, dropoutSeed: number, trained: readonly EngineParameter[]): Promise<StepOutcome> {
     const targets = lossTargets(labels, wiring.classes, loss);
-    const data = targets.dataSync() as Float32Array;
+    const targetData = targets.dataSync() as Float32Array;
     targets.dispose();
-    return data;
+    const result = await step.run({ x, size, targets: targetData, dropoutSeed }, trained);
+    const regularized = addRegularizationGradients(trained, result.gradients);
+    const clipped = options.clipNorm !== undefined ? clipByGlobalNorm(regularized, options.clipNorm) : regularized;
+    const kept = new Set(clipped.values());
+    tf.dispose([...new Set([...result.gradients.values(), ...regularized.values()])].filter((t) => !kept.has(t)));
+    return { ...result, gradients: clipped };
   }
 
   /** Forward and backward on the engine's gradient tape; the gradients clipped when asked. */
