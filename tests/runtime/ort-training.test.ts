@@ -4,9 +4,9 @@
  * statistics equal those of the tfjs engine's gradient tape on the cpu backend (float32 on both sides: relative
  * to the largest magnitude, 2e-4), with one and two ONNX Runtime threads (two forms of the weight gradient); a
  * fast-check property does the same for random conv stacks (1e-3); one optimizer step with regularisers, max-norm
- * and clipping moves the weights as the tape's step does; the trainer with `gradients: 'ort'` keeps frozen
- * parameters bit-identical, is deterministic, and learns the embedded Fashion-MNIST subset; graphs and losses it
- * cannot express are refused with the op and its location.
+ * and clipping moves the weights as the tape's step does; the three losses, symbolic input sizes bound to the
+ * data's; the trainer with `gradients: 'ort'` keeps frozen parameters bit-identical, is deterministic, and learns the
+ * embedded Fashion-MNIST subset; graphs it cannot express are refused with the op and its location.
  */
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
@@ -20,7 +20,7 @@ import { loadFashionMnist } from '../../src/runtime/data/index.js';
 import { buildTrainingGraph, TrainingGraphError } from '../../src/runtime/ort/training-graph.js';
 import { fillDropoutMask, OrtTrainingStep } from '../../src/runtime/ort/training-step.js';
 import { fromTfjsLayout, TfjsEngine, toInternal } from '../../src/runtime/tfjs/engine.js';
-import { computeLoss, lossTargets } from '../../src/runtime/tfjs/losses.js';
+import { computeLoss, lossTargets, type LossKind } from '../../src/runtime/tfjs/losses.js';
 import { evaluate, trainModel, TrainingError } from '../../src/runtime/tfjs/train.js';
 
 beforeAll(async () => {
@@ -68,17 +68,23 @@ function worstRelative(actual: Float32Array, expected: Float32Array): number {
 }
 
 /** Compares one ORT step with the tape on the cpu backend, for a batch of random images and labels. */
-/** `unfrozen`: train the learnable parameters of frozen layers too, as an `unfreeze` step does (their batch norms keep running statistics). */
-async function compareWithTape(graph: Graph, batch: number, seed: number, threads = 1, tolerance = 2e-4, unfrozen = false): Promise<void> {
+interface Comparison {
+  /** Train the learnable parameters of frozen layers too, as an `unfreeze` step does (their batch norms keep running statistics). */
+  readonly unfrozen?: boolean;
+  readonly loss?: LossKind;
+  /** The input's sample sizes, for specs that leave some symbolic. */
+  readonly sampleDims?: number[];
+}
+
+async function compareWithTape(graph: Graph, batch: number, seed: number, threads = 1, tolerance = 2e-4, { unfrozen = false, loss = 'cross_entropy', sampleDims = graph.inputs[0]!.shape.slice(1) as number[] }: Comparison = {}): Promise<void> {
   const engine = await TfjsEngine.create(graph, randomWeights(graph, seed), { backend: 'cpu', seed });
-  const step = new OrtTrainingStep(engine, { input: 'x', output: 'logits', sampleDims: graph.inputs[0]!.shape.slice(1) as number[], classes: graph.nodes.find((n) => n.name === graph.outputs[0]!.value)!.shape[1] as number }, threads);
+  const step = new OrtTrainingStep(engine, { input: 'x', output: 'logits', sampleDims, classes: graph.nodes.find((n) => n.name === graph.outputs[0]!.value)!.shape[1] as number }, threads, loss);
   try {
     const random = createMulberry32(seed + 1);
-    const sampleDims = graph.inputs[0]!.shape.slice(1) as number[];
     const classes = graph.nodes.find((n) => n.name === graph.outputs[0]!.value)!.shape[1] as number;
     const x = normals(batch * sampleDims.reduce((a, b) => a * b, 1), random);
-    const labels = Int32Array.from({ length: batch }, () => Math.floor(random() * classes));
-    const lossOptions = { kind: 'cross_entropy' as const, labelSmoothing: 0.1 };
+    const labels = Int32Array.from({ length: batch }, () => Math.floor(random() * Math.max(classes, 2)));
+    const lossOptions = { kind: loss, labelSmoothing: 0.1 };
     const trained = unfrozen ? [...engine.parameters.values()].filter((p) => p.spec.learnable) : engine.trainableParameters();
     for (const p of trained) p.variable.trainable = true;
 
@@ -91,7 +97,8 @@ async function compareWithTape(graph: Graph, batch: number, seed: number, thread
           seed: 1,
           onBatchStatistics: (s) => statistics.set(s.node.name, { mean: Float32Array.from(s.mean.dataSync()), variance: Float32Array.from(s.variance.dataSync()) }),
         });
-        const z = outputs.get('logits')! as tf.Tensor2D;
+        const output = outputs.get('logits')!;
+        const z = (output.rank === 2 ? output : tf.reshape(output, [batch, classes])) as tf.Tensor2D;
         kept = tf.keep(tf.clone(z));
         return computeLoss(z, lossTargets(labels, classes, lossOptions), lossOptions);
       }, trained.map((p) => p.variable));
@@ -133,6 +140,8 @@ describe('the step graph computes what the tape computes', () => {
     ['residual add, concat, broadcast mul, relu6', 'N, 3, 6, 6', 'a = x -> conv(4, 3, pad: same) -> bn -> relu6\n  b = a -> conv(4, 1)\n  s = a + b\n  g = s -> global_avgpool -> sigmoid\n  c = concat(s * g, a)\n  logits = c -> maxpool(3, stride: 2, pad: 1) -> flatten -> dense(3)'],
     ['overlapping max pool windows', 'N, 1, 7, 7', 'logits = x -> conv(3, 2) -> maxpool(3, stride: 1) -> flatten -> dense(2)'],
     ['max pool leaving a trailing row out', 'N, 2, 7, 7', 'logits = x -> conv(3, 1) -> maxpool(2) -> flatten -> dense(3)'],
+    ['ELU, hard sigmoid, hard swish, GELU', 'N, 2, 6, 6', 'logits = x -> conv(3, 3, pad: same) -> elu(0.7) -> conv(3, 1) -> hard_sigmoid(0.3, 0.4) -> conv(3, 1) -> hard_swish -> conv(3, 1) -> gelu -> flatten -> dense(3)'],
+    ['softmax over channels, global max pool, constant padding', 'N, 2, 5, 5', 'logits = x -> pad([[1, 2], [0, 1]], value: 0.5) -> conv(4, 3) -> softmax(axis: 1) -> conv(3, 1) -> globalmaxpool -> flatten -> dense(3)'],
     ['ceil-mode max pool, nearest upsampling', 'N, 2, 7, 7', 'logits = x -> conv(3, 3, pad: same) -> maxpool(2, ceil: true) -> upsample(2) -> conv(2, 3) -> flatten -> dense(3)'],
   ];
   for (const [title, input, body] of cases) {
@@ -148,7 +157,18 @@ describe('the step graph computes what the tape computes', () => {
     expect(graph.nodes.filter((n) => n.frozen).map((n) => n.op)).toEqual(expect.arrayContaining(['conv', 'batchnorm']));
     await compareWithTape(graph, 4, 11);
     // unfrozen by an `unfreeze` step: the frozen batch norm's γ and β train, its statistics stay the running ones
-    await compareWithTape(graph, 4, 11, 1, 2e-4, true);
+    await compareWithTape(graph, 4, 11, 1, 2e-4, { unfrozen: true });
+  });
+
+  it('binary cross-entropy on one unit, and MSE', async () => {
+    await compareWithTape(classifier('N, 2, 6, 6', '  logits = x -> conv(3, 3) -> relu -> flatten -> dense(1)'), 4, 5, 1, 2e-4, { loss: 'binary_cross_entropy' });
+    await compareWithTape(classifier('N, 2, 6, 6', '  logits = x -> conv(3, 3) -> relu -> flatten -> dense(3)'), 4, 5, 1, 2e-4, { loss: 'mse' });
+  });
+
+  it('symbolic sizes take the data\'s, SAME padding with a stride resolved as ONNX\'s SAME_UPPER', async () => {
+    const graph = classifier('N, 1, H, W', '  logits = x -> conv(4, 3, stride: 2, pad: same) -> bn -> relu -> maxpool(2, pad: same) -> globalavgpool -> flatten -> dense(3)');
+    expect(() => buildTrainingGraph(graph, { input: 'x', output: 'logits', trained: new Set() })).toThrow(/size H on a non-batch axis/);
+    await compareWithTape(graph, 3, 9, 1, 2e-4, { sampleDims: [1, 9, 8] });
   });
 
   it('property: random conv stacks (kernel, stride, dilation, groups, padding, 1D to 3D) match the tape', async () => {
@@ -207,13 +227,16 @@ describe('what the step graph refuses', () => {
     expect(() => buildTrainingGraph(graph, { input: 'x', output: 'logits', trained: new Set() })).toThrow(/upsample.*t\.cnn:\d+:\d+.*tfjs engine|t\.cnn:\d+:\d+.*upsample/);
   });
 
-  it('the trainer refuses a loss other than cross-entropy, and an unsupported graph, before the first batch', async () => {
+  it('the trainer refuses an unsupported graph before the first batch, with the layer and its location', async () => {
     const data = loadFashionMnist('train', { forceSubset: true });
     const graph = compile('model U {\n  input x: f32[N, 1, 28, 28]\n  logits = x -> conv(2, 3) -> upsample(2, mode: linear) -> global_avgpool -> flatten -> dense(10)\n  output logits\n}');
     const engine = await TfjsEngine.create(graph, undefined, { backend: 'cpu' });
     try {
-      await expect(trainModel(engine, data, { epochs: 1, batchSize: 32, gradients: 'ort', loss: 'mse' })).rejects.toThrow(/cross-entropy/);
-      await expect(trainModel(engine, data, { epochs: 1, batchSize: 32, gradients: 'ort' })).rejects.toThrow(TrainingError);
+      const batches: number[] = [];
+      const run = trainModel(engine, data, { epochs: 1, batchSize: 32, gradients: 'ort' }, { onBatchEnd: (p) => void batches.push(p.batch) });
+      await expect(run).rejects.toThrow(TrainingError);
+      await expect(run).rejects.toThrow(/logits\.upsample1 \(t\.cnn:3:\d+\)/);
+      expect(batches).toEqual([]);
     } finally {
       engine.dispose();
     }

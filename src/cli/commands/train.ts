@@ -20,7 +20,8 @@ import type { WeightNameMapping } from '../../runtime/weights-file.js';
 import { buildTrainingGraph, TrainingGraphError } from '../../runtime/ort/training-graph.js';
 import type { TfjsEngine } from '../../runtime/tfjs/engine.js';
 import type { LossKind, LossOptions } from '../../runtime/tfjs/losses.js';
-import type { GradientEngine } from '../../runtime/tfjs/train.js';
+import { sampleDimsOf, TrainingError, type GradientEngine } from '../../runtime/tfjs/train.js';
+import type { Dataset } from '../../runtime/data/dataset.js';
 import { EXIT, UsageError, type Output } from '../output.js';
 import { CommandFailure, loadDataFor, loadGraph, loadWeightsFor } from '../session.js';
 
@@ -55,22 +56,26 @@ function formatDuration(seconds: number): string {
 
 /**
  * Where forward and backward passes run. `auto` takes ONNX Runtime on the CPU backends (wasm, cpu), where its native
- * kernels beat the tape, when the step graph expresses the model and the loss is cross-entropy; the tape on GPU
- * backends. `ort` asked for explicitly and impossible is an error.
+ * kernels beat the tape, when the step graph expresses the model and loss; the tape on GPU backends. `ort` asked
+ * for explicitly and impossible is an error.
  */
-function chooseGradientEngine(asked: 'auto' | 'tfjs' | 'ort', engine: TfjsEngine, loss: LossKind | LossOptions | undefined): { engine: GradientEngine; reason?: string } | { error: string } {
+function chooseGradientEngine(asked: 'auto' | 'tfjs' | 'ort', engine: TfjsEngine, loss: LossKind | LossOptions | undefined, data: Dataset): { engine: GradientEngine; reason?: string } | { error: string } {
   if (asked === 'tfjs') return { engine: 'tfjs' };
-  const kind = typeof loss === 'string' ? loss : (loss?.kind ?? 'cross_entropy');
   let problem: string | undefined;
-  if (kind !== 'cross_entropy') problem = `the step graph computes the cross-entropy loss, not ${kind}`;
+  const input = engine.graph.inputs[0];
+  const output = engine.graph.outputs[0];
+  if (!input || !output) problem = `${engine.graph.name} needs an input and an output`;
   else {
     try {
-      const output = engine.graph.outputs[0];
-      const input = engine.graph.inputs[0];
-      if (!output || !input) problem = `${engine.graph.name} needs an input and an output`;
-      else buildTrainingGraph(engine.graph, { input: input.name, output: output.name, trained: new Set(engine.trainableParameters().map((p) => p.spec.name)) });
+      buildTrainingGraph(engine.graph, {
+        input: input.name,
+        output: output.name,
+        trained: new Set(engine.trainableParameters().map((p) => p.spec.name)),
+        loss: typeof loss === 'string' ? loss : (loss?.kind ?? 'cross_entropy'),
+        sampleDims: sampleDimsOf(input, data),
+      });
     } catch (error) {
-      if (!(error instanceof TrainingGraphError)) throw error;
+      if (!(error instanceof TrainingGraphError) && !(error instanceof TrainingError)) throw error;
       problem = error.message;
     }
   }
@@ -109,7 +114,7 @@ export async function runTrain(file: string, options: TrainCommandOptions, outpu
     const engine = await createEngine(graph, weights, { backend: options.backend, seed: options.seed ?? settings.seed ?? 0, ...(options.threads ? { threads: options.threads } : {}) });
     output.err(`backend: ${engine.backend.name}${engine.backend.reasons.length ? ` (${engine.backend.reasons.join('; ')})` : ''}`);
     const threads = options.threads ?? engine.threads ?? 1;
-    const gradients = chooseGradientEngine(options.engine ?? 'auto', engine, settings.loss);
+    const gradients = chooseGradientEngine(options.engine ?? 'auto', engine, settings.loss, train);
     if ('error' in gradients) {
       output.err(`error CNN8002: --engine ort: ${gradients.error}`);
       engine.dispose();

@@ -13,7 +13,7 @@
  *   inputs   x [N, …]; `targets` [N, K] (one-hot or label-smoothed); `inverse_batch` [] = 1/N; every parameter
  *            (IR layout, `<node>.<role>`); one `dropout_mask/<node>` per dropout node (keep/(1 − rate), drawn by
  *            the caller, so masks follow the trainer's seeds);
- *   outputs  `loss` [] = −Σ targets·log_softmax(z) / N; `logits`; `grad/<parameter>` for each trained parameter;
+ *   outputs  `loss` [] (cross-entropy −Σ targets·log_softmax(z) / N, or binary cross-entropy or MSE); `logits`; `grad/<parameter>` for each trained parameter;
  *            `batch_mean/<node>` and `batch_var/<node>` (biased) for each batch norm that normalises with batch
  *            statistics (not frozen, as in the tfjs engine).
  *
@@ -27,18 +27,22 @@
  *                dγ = r·Σ dY·d, dβ = Σ dY; frozen (running statistics): dX = dY·γ/√(σ²_run + ε);
  *   max pool     the forward's argmax indices: MaxUnpool for disjoint windows, else a scatter-add into zeros;
  *   avg pool     ConvTranspose of dY/count with a ones kernel per channel (count: elements each window averages);
- *   activations  from the output (ReLU, ReLU6, sigmoid, tanh) or the input (leaky ReLU, swish);
+ *   activations  from the output (ReLU, ReLU6, sigmoid, tanh, ELU, softmax) or the input (leaky ReLU, swish,
+ *                hard sigmoid, hard swish, GELU);
+ *   global max   dY to every element equal to its channel's maximum (tfjs's rule, ties included);
+ *   pad          constant padding: dY without the padded border;
  *   upsample     nearest by whole factors: each block of copies summed (an average pool times the block size);
  *   dropout      dX = dY·mask;  add/mul/concat/flatten/reshape/global average pool: their adjoints.
  * Gradient contributions to one tensor (a residual's fork) are summed. Backward ops are emitted only for tensors
  * that lie between a trained parameter and the loss.
  *
- * Ops outside this list (transposed conv, pad, linear upsampling, global max pool, other activations, ceil-mode
- * average pooling), symbolic sample sizes, and losses other than
- * cross-entropy raise `TrainingGraphError`: the trainer then says to use the tfjs engine.
+ * The loss is cross-entropy, binary cross-entropy or MSE, as ../tfjs/losses.ts computes them. Symbolic sample sizes
+ * of the input (`f32[N, 1, H, W]`) take the data's sizes (`sampleDims`). Ops outside this list (transposed conv,
+ * reflect/edge padding, linear upsampling, ceil-mode average pooling) raise `TrainingGraphError`: the trainer then
+ * says to use the tfjs engine.
  */
 import { attr, OnnxGraphBuilder, type OnnxAttributeValue, type OnnxTypedArray } from '../../codegen/onnx-model.js';
-import { dimToString, isSymbolic } from '../../ir/dims.js';
+import { dimToString, evaluateDim, isSymbolic, type Dim } from '../../ir/dims.js';
 import type { Graph, Node, NodeOf, Padding, Shape } from '../../ir/graph.js';
 import { graphParameters } from '../../ir/params.js';
 
@@ -56,7 +60,17 @@ export interface TrainingGraphOptions {
   readonly trained: ReadonlySet<string>;
   /** ONNX Runtime's intra-op threads: which of two equivalent forms of the conv weight gradient is faster. */
   readonly threads?: number;
+  /** The loss, as `computeLoss` of ../tfjs/losses.ts defines it; default cross-entropy. */
+  readonly loss?: StepLoss;
+  /**
+   * The input's sample dims (without the batch axis) when the spec leaves some symbolic (`f32[N, 1, H, W]`): the
+   * symbols are bound to these sizes and every shape evaluated with them.
+   */
+  readonly sampleDims?: readonly number[];
 }
+
+/** Losses of the step graph: the mean over the batch (cross-entropy) or over every element (the other two). */
+export type StepLoss = 'cross_entropy' | 'binary_cross_entropy' | 'mse';
 
 export interface DropoutMaskInput {
   readonly node: string;
@@ -93,13 +107,14 @@ function where(graph: Graph, node: Node): string {
   return `${node.span.file}:${node.span.line}:${node.span.column}`;
 }
 
-/** Static sample sizes of a shape whose axis 0 is the batch. */
-function sampleShape(shape: Shape, graph: Graph, node: Node | undefined, what: string): number[] {
-  return shape.slice(1).map((d) => {
-    if (isSymbolic(d) || typeof d !== 'number') {
-      throw new TrainingGraphError(`${node ? `${node.name} (${where(graph, node)})` : what}: size ${dimToString(d)} on a non-batch axis; training on ONNX Runtime needs fixed sample shapes`);
+/** Static sample sizes of a shape whose axis 0 is the batch, symbols bound by `bindings`. */
+function sampleShape(shape: Shape, bindings: ReadonlyMap<string, number>, graph: Graph, node: Node | undefined, what: string): number[] {
+  return shape.slice(1).map((d: Dim) => {
+    const value = evaluateDim(d, bindings);
+    if (isSymbolic(value) || typeof value !== 'number') {
+      throw new TrainingGraphError(`${node ? `${node.name} (${where(graph, node)})` : what}: size ${dimToString(d)} on a non-batch axis; training on ONNX Runtime needs sample sizes the data fixes`);
     }
-    return d;
+    return value;
   });
 }
 
@@ -120,6 +135,8 @@ class StepBuilder {
   private readonly masks: DropoutMaskInput[] = [];
   private readonly parameterInputs: string[] = [];
   private readonly constants = new Map<string, string>();
+  /** Values of the input's symbolic sample sizes (`H` → 28), from `options.sampleDims`. */
+  private readonly bindings = new Map<string, number>();
   private counter = 0;
 
   constructor(
@@ -136,7 +153,19 @@ class StepBuilder {
     if (graph.inputs.length !== 1) throw new TrainingGraphError(`${graph.name} has ${graph.inputs.length} inputs; training on ONNX Runtime takes one image input`);
     const output = graph.outputs.find((o) => o.name === options.output);
     if (!output) throw new TrainingGraphError(`${graph.name} has no output '${options.output}'`);
-    const inputSample = sampleShape(input.shape, graph, undefined, `input '${input.name}'`);
+    if (options.sampleDims) {
+      const declared = input.shape.slice(1);
+      if (declared.length !== options.sampleDims.length) throw new TrainingGraphError(`input '${input.name}' has ${declared.length} sample axes, the data ${options.sampleDims.length}`);
+      declared.forEach((d, axis) => {
+        const size = options.sampleDims![axis]!;
+        if (typeof d === 'number') {
+          if (d !== size) throw new TrainingGraphError(`input '${input.name}' has size ${d} on axis ${axis + 1}, the data ${size}`);
+        } else if (d.terms.length === 1 && d.terms[0]!.coefficient === 1 && d.terms[0]!.atoms.length === 1 && d.terms[0]!.atoms[0]!.kind === 'symbol') {
+          this.bindings.set(d.terms[0]!.atoms[0]!.name, size);
+        } else throw new TrainingGraphError(`input '${input.name}' has size ${dimToString(d)} on axis ${axis + 1}; only a plain symbol takes the data's size`);
+      });
+    }
+    const inputSample = sampleShape(input.shape, this.bindings, graph, undefined, `input '${input.name}'`);
     this.shapes.set(input.name, inputSample);
     this.b.addInput(input.name, 'float32', ['N', ...inputSample]);
     for (const spec of graphParameters(graph.nodes)) {
@@ -223,9 +252,20 @@ class StepBuilder {
     throw new TrainingGraphError(`${node.name} (${where(this.graph, node)}): ${what} cannot be trained on ONNX Runtime yet; train with the tfjs engine`);
   }
 
-  private explicitPadding(node: Node & { readonly padding: Padding | 'same-dynamic' }): Padding {
-    if (node.padding === 'same-dynamic') this.unsupported(node, 'SAME padding on a symbolic size');
-    return node.padding;
+  /**
+   * The node's pads. SAME padding left to run time (`'same-dynamic'`, a stride above 1 on a symbolic size) is
+   * resolved with the sizes the data fixed, as ONNX's SAME_UPPER does: total = max((⌈in/s⌉ − 1)·s + (k − 1)·d + 1 − in, 0),
+   * the odd pixel at the end.
+   */
+  private explicitPadding(node: NodeOf<'conv' | 'maxpool' | 'avgpool'>): Padding {
+    if (node.padding !== 'same-dynamic') return node.padding;
+    const input = this.shapes.get(node.inputs[0]!)!.slice(1);
+    const dilation = node.op === 'conv' ? node.dilation : node.kernel.map(() => 1);
+    const totals = input.map((size, axis) => {
+      const stride = node.stride[axis]!;
+      return Math.max((Math.ceil(size / stride) - 1) * stride + (node.kernel[axis]! - 1) * dilation[axis]! + 1 - size, 0);
+    });
+    return { begin: totals.map((t) => Math.floor(t / 2)), end: totals.map((t) => t - Math.floor(t / 2)) };
   }
 
   /** Element-wise ops broadcast within one rank only (an SE gate [N, C, 1, 1] times [N, C, H, W]). */
@@ -248,7 +288,7 @@ class StepBuilder {
   private forward(node: Node): void {
     const inputs = node.inputs;
     const inputShape = this.shapes.get(inputs[0]!)!;
-    const outputShape = sampleShape(node.shape, this.graph, node, node.name);
+    const outputShape = sampleShape(node.shape, this.bindings, this.graph, node, node.name);
     this.shapes.set(node.name, outputShape);
     const rank = outputShape.length + 1;
     const emit = (opType: string, ins: readonly string[], attributes: Readonly<Record<string, OnnxAttributeValue>> = {}, outputs: readonly string[] = [node.name]) =>
@@ -286,6 +326,15 @@ class StepBuilder {
       case 'global_avgpool':
         emit('GlobalAveragePool', [inputs[0]!]);
         return;
+      case 'global_maxpool':
+        emit('GlobalMaxPool', [inputs[0]!]);
+        return;
+      case 'pad': {
+        if (node.mode !== 'constant') this.unsupported(node, `${node.mode} padding`);
+        const pads = this.int64s([0, 0, ...node.padding.begin, 0, 0, ...node.padding.end]);
+        emit('Pad', node.value === 0 ? [inputs[0]!, pads] : [inputs[0]!, pads, this.scalar(node.value)], { mode: attr.string('constant') });
+        return;
+      }
       case 'dropout': {
         if (node.rate === 0) {
           emit('Identity', [inputs[0]!]);
@@ -386,20 +435,57 @@ class StepBuilder {
         this.save(node, { sigmoid: s });
         return emit('Mul', [x, s]);
       }
-      default:
-        this.unsupported(node, `the ${fn.kind} activation`);
+      case 'elu':
+        return emit('Elu', [x], { alpha: attr.float(fn.alpha) });
+      case 'hard_sigmoid':
+        return emit('HardSigmoid', [x], { alpha: attr.float(fn.alpha), beta: attr.float(fn.beta) });
+      case 'hard_swish':
+        // x·relu6(x + 3)/6, as the tfjs engine computes it
+        return emit('Mul', [x, this.op('Mul', [this.op('Clip', [this.op('Add', [x, this.scalar(3)]), this.scalar(0), this.scalar(6)]), this.scalar(1 / 6)])]);
+      case 'gelu':
+        // x·(1 + erf(x/√2))/2
+        return emit('Mul', [this.op('Mul', [x, this.scalar(0.5)]), this.op('Add', [this.op('Erf', [this.op('Mul', [x, this.scalar(Math.SQRT1_2)])]), this.scalar(1)])]);
+      case 'softmax': {
+        const rank = this.shapes.get(x)!.length + 1;
+        return emit('Softmax', [x], { axis: attr.int(fn.axis < 0 ? fn.axis + rank : fn.axis) });
+      }
     }
   }
 
   // -- loss ------------------------------------------------------------------------------------------------------
 
+  /**
+   * The loss of `computeLoss` (../tfjs/losses.ts) and its gradient with respect to the logits z [N, K]:
+   *   cross-entropy  −Σ t·log_softmax(z) / N                      ∂ = (softmax(z) − t)/N
+   *   binary CE      mean of relu(z) − z·t + log(1 + e^−|z|)      ∂ = (σ(z) − t)/(N·K)
+   *   MSE            mean of (z − t)²                              ∂ = 2(z − t)/(N·K)
+   */
   private loss(logits: string, outputTensor: string, logitsShape: readonly number[]): void {
-    const logSoftmax = this.op('LogSoftmax', [logits], { axis: attr.int(1) });
-    const total = this.op('ReduceSum', [this.op('Mul', [STEP_INPUT.targets, logSoftmax])], { keepdims: attr.int(0) });
-    this.b.addNode('Mul', [this.op('Neg', [total]), STEP_INPUT.inverseBatch], [STEP_OUTPUT.loss], 'loss');
+    const t = STEP_INPUT.targets;
+    const perElement = () => this.op('Mul', [STEP_INPUT.inverseBatch, this.scalar(1 / logitsShape[0]!)]);
+    let dz: string;
+    switch (this.options.loss ?? 'cross_entropy') {
+      case 'cross_entropy': {
+        const logSoftmax = this.op('LogSoftmax', [logits], { axis: attr.int(1) });
+        const total = this.op('ReduceSum', [this.op('Mul', [t, logSoftmax])], { keepdims: attr.int(0) });
+        this.b.addNode('Mul', [this.op('Neg', [total]), STEP_INPUT.inverseBatch], [STEP_OUTPUT.loss], 'loss');
+        dz = this.op('Mul', [this.op('Sub', [this.op('Exp', [logSoftmax]), t]), STEP_INPUT.inverseBatch]);
+        break;
+      }
+      case 'binary_cross_entropy': {
+        const terms = this.op('Add', [this.op('Sub', [this.op('Relu', [logits]), this.op('Mul', [logits, t])]), this.op('Softplus', [this.op('Neg', [this.op('Abs', [logits])])])]);
+        this.b.addNode('ReduceMean', [terms], [STEP_OUTPUT.loss], 'loss', { keepdims: attr.int(0) });
+        dz = this.op('Mul', [this.op('Sub', [this.op('Sigmoid', [logits]), t]), perElement()]);
+        break;
+      }
+      case 'mse': {
+        const difference = this.op('Sub', [logits, t]);
+        this.b.addNode('ReduceMean', [this.op('Mul', [difference, difference])], [STEP_OUTPUT.loss], 'loss', { keepdims: attr.int(0) });
+        dz = this.op('Mul', [difference, this.op('Mul', [perElement(), this.scalar(2)])]);
+        break;
+      }
+    }
     if (!this.needsGradient.has(outputTensor)) return;
-    // ∂loss/∂z = (softmax(z) − targets)/N
-    const dz = this.op('Mul', [this.op('Sub', [this.op('Exp', [logSoftmax]), STEP_INPUT.targets]), STEP_INPUT.inverseBatch]);
     this.contribute(outputTensor, logitsShape.length === 1 ? dz : this.op('Reshape', [dz, this.int64s([0, ...logitsShape])]));
   }
 
@@ -478,6 +564,19 @@ class StepBuilder {
       }
       case 'avgpool':
         if (wantsInput()) this.contribute(x, this.avgPoolBackward(node, dy, inputShape, outputShape));
+        return;
+      case 'global_maxpool':
+        // every element equal to its channel's maximum receives the gradient (tfjs's rule for max, ties included)
+        if (wantsInput()) this.contribute(x, this.op('Mul', [dy, this.op('Cast', [this.op('Equal', [x, node.name])], { to: attr.int(1) })]));
+        return;
+      case 'pad':
+        // the gradient of the original elements: dY without the padding
+        if (wantsInput()) {
+          const axes = range(2, rank);
+          const starts = node.padding.begin;
+          const ends = axes.map((_, i) => starts[i]! + inputShape[i + 1]!);
+          this.contribute(x, this.op('Slice', [dy, this.int64s(starts), this.int64s(ends), this.int64s(axes)]));
+        }
         return;
       case 'upsample':
         // each input element was copied into a block of Πscale outputs: sum the block (an average pool times its size)
@@ -682,8 +781,35 @@ class StepBuilder {
         const s = this.saved.get(node.name)!['sigmoid']!;
         return this.op('Mul', [dy, this.op('Mul', [s, this.op('Add', [this.scalar(1), this.op('Mul', [x, this.op('Sub', [this.scalar(1), s])])])])]);
       }
-      default:
-        return this.unsupported(node, `the ${fn.kind} activation`);
+      case 'elu':
+        // x > 0: 1; else α·eˣ = y + α
+        return this.op('Where', [this.op('Greater', [x, zero()]), dy, this.op('Mul', [dy, this.op('Add', [y, this.scalar(fn.alpha)])])]);
+      case 'hard_sigmoid': {
+        // α inside the linear part (0 < αx + β < 1), 0 where clipped
+        const linear = this.op('Add', [this.op('Mul', [x, this.scalar(fn.alpha)]), this.scalar(fn.beta)]);
+        const inside = this.op('And', [this.op('Greater', [linear, zero()]), this.op('Less', [linear, this.scalar(1)])]);
+        return this.op('Mul', [dy, this.op('Mul', [this.op('Cast', [inside], { to: attr.int(1) }), this.scalar(fn.alpha)])]);
+      }
+      case 'hard_swish': {
+        // d/dx x·relu6(x + 3)/6 = relu6(x + 3)/6 + x/6 inside −3 < x < 3, and relu6(x + 3)/6 elsewhere
+        const shifted = this.op('Add', [x, this.scalar(3)]);
+        const inside = this.op('Cast', [this.op('And', [this.op('Greater', [shifted, zero()]), this.op('Less', [shifted, this.scalar(6)])])], { to: attr.int(1) });
+        const slope = this.op('Add', [this.op('Mul', [this.op('Clip', [shifted, this.scalar(0), this.scalar(6)]), this.scalar(1 / 6)]), this.op('Mul', [this.op('Mul', [x, this.scalar(1 / 6)]), inside])]);
+        return this.op('Mul', [dy, slope]);
+      }
+      case 'gelu': {
+        // Φ(x) + x·φ(x): (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π)
+        const cdf = this.op('Mul', [this.op('Add', [this.op('Erf', [this.op('Mul', [x, this.scalar(Math.SQRT1_2)])]), this.scalar(1)]), this.scalar(0.5)]);
+        const pdf = this.op('Mul', [this.op('Exp', [this.op('Mul', [this.op('Mul', [x, x]), this.scalar(-0.5)])]), this.scalar(1 / Math.sqrt(2 * Math.PI))]);
+        return this.op('Mul', [dy, this.op('Add', [cdf, this.op('Mul', [x, pdf])])]);
+      }
+      case 'softmax': {
+        // y·(dY − Σ_axis dY·y)
+        const rank = this.shapes.get(x)!.length + 1;
+        const axis = this.int64s([fn.axis < 0 ? fn.axis + rank : fn.axis]);
+        const inner = this.op('ReduceSum', [this.op('Mul', [dy, y]), axis], { keepdims: attr.int(1) });
+        return this.op('Mul', [y, this.op('Sub', [dy, inner])]);
+      }
     }
   }
 

@@ -16,7 +16,7 @@ import { deriveSeed } from '../../random.js';
 import type { BatchStatistics, EngineParameter, TfjsEngine } from '../tfjs/engine.js';
 import { weightToIrPermutation, weightToTfjsPermutation, permuteData } from '../tfjs/layout.js';
 import { OrtEngine, type OrtFloatTensor } from './engine.js';
-import { buildTrainingGraph, STEP_INPUT, STEP_OUTPUT, type TrainingGraph } from './training-graph.js';
+import { buildTrainingGraph, STEP_INPUT, STEP_OUTPUT, type StepLoss, type TrainingGraph } from './training-graph.js';
 
 export interface OrtStepWiring {
   /** The graph input fed with the images and the output trained as logits. */
@@ -53,6 +53,7 @@ export class OrtTrainingStep {
     private readonly wiring: OrtStepWiring,
     /** ONNX Runtime's intra-op threads. */
     private readonly threads: number,
+    private readonly loss: StepLoss = 'cross_entropy',
   ) {}
 
   /**
@@ -64,7 +65,7 @@ export class OrtTrainingStep {
     const key = names.join('\n');
     let entry = this.sessions.get(key);
     if (!entry) {
-      const plan = buildTrainingGraph(this.engine.graph, { input: this.wiring.input, output: this.wiring.output, trained: new Set(names), threads: this.threads });
+      const plan = buildTrainingGraph(this.engine.graph, { input: this.wiring.input, output: this.wiring.output, trained: new Set(names), threads: this.threads, loss: this.loss, sampleDims: this.wiring.sampleDims });
       entry = OrtEngine.create(plan.model, { intraOpThreads: this.threads, interOpThreads: 1, logSeverity: 'error', label: `${this.engine.graph.name} training step` }).then((session) => ({ session, plan }));
       this.sessions.set(key, entry);
     }

@@ -15,7 +15,7 @@
  * The reported training loss is the data loss (no regulariser), comparable with the validation loss.
  *
  * Steps 1–3 run on the engine's gradient tape, or with `gradients: 'ort'` on ONNX Runtime: the step graph of
- * ../ort/training-graph.ts computes the data loss's gradients and the batch statistics with native CPU kernels
+ * ../ort/training-graph.ts computes the data loss and its gradients and the batch statistics with native CPU kernels
  * (dropout masks from the same per-batch seed), and the regularisers' gradients are added here; steps 4–7 are the
  * same either way.
  *
@@ -45,6 +45,7 @@ import { Optimizer, type OptimizerOptions } from './optimizers.js';
 import { learningRateAt, type ScheduleOptions, type WarmupOptions } from './schedules.js';
 import { planLayerGroups, readUnfreezeSetting, type LearningRateScale, type UnfreezeStep } from './layer-groups.js';
 import type { SettingValue } from '../../ir/graph.js';
+import type { Dim } from '../../ir/dims.js';
 import type { OrtTrainingStep } from '../ort/training-step.js';
 
 /** Training that cannot start or go on as asked (bad options, a checkpoint of another model…). */
@@ -203,6 +204,21 @@ interface Wiring {
   readonly classes: number;
 }
 
+/**
+ * The sizes of one sample of `input` (no batch axis, logical layout): the declared ones, and for an image batch
+ * [N, C, H, W] with symbolic sizes the data's.
+ */
+export function sampleDimsOf(input: { readonly name: string; readonly shape: readonly Dim[] }, dataset: Pick<Dataset, 'shape'>): number[] {
+  const declared = input.shape.slice(1);
+  const [channels, height, width] = dataset.shape;
+  return declared.map((d, axis) => {
+    if (typeof d === 'number') return d;
+    // a symbolic size takes the dataset's when the input is an image batch [N, C, H, W]
+    if (declared.length === 3) return [channels, height, width][axis]!;
+    throw new TrainingError(`input '${input.name}' has a symbolic size on axis ${axis + 1}; only [N, C, H, W] inputs take their sizes from the data`);
+  });
+}
+
 /** Which input and output to use, the shape of one sample and the number of classes. */
 function wire(engine: TfjsEngine, dataset: Dataset, input: string | undefined, output: string | undefined): Wiring {
   const graph = engine.graph;
@@ -210,14 +226,7 @@ function wire(engine: TfjsEngine, dataset: Dataset, input: string | undefined, o
   if (!inputDecl) throw new TrainingError(input ? `${graph.name} has no input '${input}'` : `${graph.name} has ${graph.inputs.length} inputs; say which one the images feed`);
   const outputDecl = output ? graph.outputs.find((o) => o.name === output) : graph.outputs[0];
   if (!outputDecl) throw new TrainingError(output ? `${graph.name} has no output '${output}'` : `${graph.name} has no outputs`);
-  const declared = inputDecl.shape.slice(1);
-  const [channels, height, width] = dataset.shape;
-  const sampleDims = declared.map((d, axis) => {
-    if (typeof d === 'number') return d;
-    // a symbolic size takes the dataset's when the input is an image batch [N, C, H, W]
-    if (declared.length === 3) return [channels, height, width][axis]!;
-    throw new TrainingError(`input '${inputDecl.name}' has a symbolic size on axis ${axis + 1}; only [N, C, H, W] inputs take their sizes from the data`);
-  });
+  const sampleDims = sampleDimsOf(inputDecl, dataset);
   const count = sampleDims.reduce((a, b) => a * b, 1);
   if (count !== sampleSize(dataset)) {
     throw new TrainingError(`input '${inputDecl.name}' takes samples of [${sampleDims.join(', ')}] (${count} values) but the data's samples are [${dataset.shape.join(', ')}] (${sampleSize(dataset)} values)`);
@@ -457,9 +466,8 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
   if (byScale.get(1)!.length === 0 && byScale.size > 1) byScale.delete(1);
   const optimizers = [...byScale].map(([scale, parameters]) => ({ scale, optimizer: new Optimizer(optimizerOptions, parameters) }));
   const optimizer = optimizers[0]!.optimizer;
-  if (options.gradients === 'ort' && loss.kind !== 'cross_entropy') throw new TrainingError(`training on ONNX Runtime takes the cross-entropy loss, not ${loss.kind}; train with the tfjs engine`);
   // loaded on demand: ONNX Runtime's native module is not needed by a run on the tape
-  const ortStep: OrtTrainingStep | undefined = options.gradients === 'ort' ? new (await import('../ort/training-step.js')).OrtTrainingStep(engine, wiring, options.ortThreads ?? 1) : undefined;
+  const ortStep: OrtTrainingStep | undefined = options.gradients === 'ort' ? new (await import('../ort/training-step.js')).OrtTrainingStep(engine, wiring, options.ortThreads ?? 1, loss.kind) : undefined;
   /** Parameters whose tfjs variable this run made trainable (frozen ones that started training): reset at the end. */
   const thawed: EngineParameter[] = [];
   const history: EpochSummary[] = [];
