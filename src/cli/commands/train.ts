@@ -189,7 +189,7 @@ export async function runTrain(file: string, options: TrainCommandOptions, outpu
     const weightsPath = path.join(options.out, `${graph.name}.safetensors`);
     writeWeightsFile(weightsPath, finalWeights, { format: 'convspec-weights', model: graph.name, spec: path.basename(file) });
     writeFileAtomic(path.join(options.out, 'history.json'), Buffer.from(`${JSON.stringify({ model: graph.name, backend: engine.backend.name, gradients: gradients.engine, ...history }, null, 2)}\n`));
-    const result = await evaluate(engine, test, { batchSize: Math.max(batchSize, 256) });
+    const result = await evaluate(engine, test, { batchSize: Math.max(batchSize, 256), ...(gradients.engine === 'ort' ? { runtime: 'ort' as const, ortThreads: threads } : {}) });
     engine.dispose();
     output.out(`${graph.name}: test accuracy ${(result.accuracy * 100).toFixed(2)}%, loss ${result.loss.toFixed(4)} on ${result.count} samples (${history.stopReason})`);
     output.out(`wrote ${weightsPath}, ${checkpointPath} and ${path.join(options.out, 'history.json')}`);

@@ -181,6 +181,10 @@ export interface TrainCallbacks {
 
 export interface EvaluateOptions {
   readonly batchSize?: number;
+  /** Where the forward passes run: the engine (default) or ONNX Runtime on the model exported with the engine's weights. */
+  readonly runtime?: 'tfjs' | 'ort';
+  /** ONNX Runtime's intra-op threads with `runtime: 'ort'`; default 1. */
+  readonly ortThreads?: number;
   readonly loss?: LossKind | LossOptions;
   readonly topK?: readonly number[];
   readonly input?: string;
@@ -341,18 +345,34 @@ export async function evaluate(engine: TfjsEngine, dataset: Dataset, options: Ev
   let lossSum = 0;
   let correct = 0;
   const hits = topK.map(() => 0);
-  for (const batch of iterateBatches(dataset, { batchSize: options.batchSize ?? 256 })) {
-    const [value, z] = tf.tidy(() => {
-      const feeds = new Map([[wiring.input, batchTensor(batch.x, batch.size, wiring.sampleDims)]]);
-      const outputs = engine.forward(feeds, { training: false, releaseIntermediates: true });
-      const logits = asLogits(outputs.get(wiring.output)!);
-      return [computeLoss(logits, lossTargets(batch.y, wiring.classes, loss), loss), tf.clone(logits)];
-    });
-    const [lossValue, logits] = await readAndDispose(value, z);
-    lossSum += lossValue[0]! * batch.size;
-    const counted = countCorrect(logits, batch.y, wiring.classes, topK);
-    correct += counted.top1;
-    counted.topK.forEach((h, i) => (hits[i]! += h));
+  // loaded on demand, as for training: the native module only when asked for
+  const ort = options.runtime === 'ort' ? await (await import('../ort/forward.js')).createOrtForward(engine, wiring, options.ortThreads ?? 1) : undefined;
+  try {
+    for (const batch of iterateBatches(dataset, { batchSize: options.batchSize ?? 256 })) {
+      const targets = () => lossTargets(batch.y, wiring.classes, loss);
+      let lossValue: number;
+      let logits: Float32Array;
+      if (ort) {
+        logits = await ort.run(batch.x, batch.size);
+        lossValue = tf.tidy(() => computeLoss(tf.tensor2d(logits, [batch.size, wiring.classes]), targets(), loss).dataSync()[0]!);
+      } else {
+        const [value, z] = tf.tidy(() => {
+          const feeds = new Map([[wiring.input, batchTensor(batch.x, batch.size, wiring.sampleDims)]]);
+          const outputs = engine.forward(feeds, { training: false, releaseIntermediates: true });
+          const zs = asLogits(outputs.get(wiring.output)!);
+          return [computeLoss(zs, targets(), loss), tf.clone(zs)];
+        });
+        const [lossData, logitData] = await readAndDispose(value, z);
+        lossValue = lossData![0]!;
+        logits = logitData!;
+      }
+      lossSum += lossValue * batch.size;
+      const counted = countCorrect(logits, batch.y, wiring.classes, topK);
+      correct += counted.top1;
+      counted.topK.forEach((h, i) => (hits[i]! += h));
+    }
+  } finally {
+    await ort?.dispose();
   }
   const count = dataset.count;
   return {
@@ -579,7 +599,9 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
       }
       if (stopReason !== 'completed' || seen === 0) break;
       const seconds = (performance.now() - epochStart) / 1000;
-      const validation = options.validation ? await evaluate(engine, options.validation, { batchSize: Math.max(options.batchSize, 256), loss, topK, input: wiring.input, output: wiring.output }) : undefined;
+      const validation = options.validation
+        ? await evaluate(engine, options.validation, { batchSize: Math.max(options.batchSize, 256), loss, topK, input: wiring.input, output: wiring.output, ...(ortStep ? { runtime: 'ort' as const, ortThreads: options.ortThreads ?? 1 } : {}) })
+        : undefined;
       const summary: EpochSummary = {
         epoch: epochIndex + 1,
         loss: lossSum / seen,
