@@ -260,10 +260,12 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
       .requiredOption('--weights <file>', 'weights (checkpoint, safetensors or ONNX)')
       .option('--data <path>', 'data (default: the spec’s)')
       .option('--json', 'print JSON')
-      .addOption(backendOption()),
-  ).action(async (file: string, flags: SpecFlags & WeightMapFlags & { weights: string; data?: string; json?: boolean; backend: 'auto' }) => {
+      .addOption(backendOption())
+      .addOption(new Option('--engine <engine>', 'where the forward passes run: the tfjs engine, or ONNX Runtime on the model exported with these weights').choices(['tfjs', 'ort']).default('tfjs'))
+      .option('--threads <n>', "ONNX Runtime's threads with --engine ort (default 1)", positiveInteger('--threads')),
+  ).action(async (file: string, flags: SpecFlags & WeightMapFlags & { weights: string; data?: string; json?: boolean; backend: 'auto'; engine: 'tfjs' | 'ort'; threads?: number }) => {
     const { runEval } = await import('./commands/eval.js');
-    setStatus(await runEval(file, { weights: flags.weights, ...weightNames(flags), backend: flags.backend, json: Boolean(flags.json), ...(flags.data ? { data: flags.data } : {}), elaborate: elaborateOptions(flags) }, output));
+    setStatus(await runEval(file, { weights: flags.weights, ...weightNames(flags), backend: flags.backend, engine: flags.engine, ...(flags.threads ? { threads: flags.threads } : {}), json: Boolean(flags.json), ...(flags.data ? { data: flags.data } : {}), elaborate: elaborateOptions(flags) }, output));
   });
 
   specOptions(

@@ -246,6 +246,13 @@ describe('the trained weights: eval, run (tfjs and ORT engines), compile', () =>
     expect(result).toMatchObject({ model: 'TinyFashion', samples: 1000 });
     expect(result.accuracy).toBeGreaterThan(0.6); // ten classes: chance is 0.1
     expect(Number.isFinite(result.loss)).toBe(true);
+    // the same on ONNX Runtime, the model exported with these weights
+    const onOrt = await convspec('eval', specPath, '--weights', weightsPath(), '--data', 'fashion-mnist-subset', '--engine', 'ort', '--json');
+    expect(onOrt.code, onOrt.stderr).toBe(0);
+    const ort = JSON.parse(onOrt.stdout) as typeof result & { engine: string };
+    expect(ort).toMatchObject({ model: 'TinyFashion', samples: 1000, engine: 'ort' });
+    expect(Math.abs(ort.loss - result.loss)).toBeLessThan(1e-4);
+    expect(Math.abs(ort.accuracy - result.accuracy)).toBeLessThanOrEqual(0.001);
   });
 
   /** `run` with both engines on one input; returns the two output arrays. */
