@@ -41,7 +41,7 @@ import { compareLatency, type OrtLatency } from './ort/measure.js';
 import type { BackendPreference } from './tfjs/backend.js';
 import { createEngine, type TfjsEngine } from './tfjs/engine.js';
 import type { OptimizerOptions } from './tfjs/optimizers.js';
-import { evaluate, recalibrateBatchNorm, trainModel, type TrainOptions } from './tfjs/train.js';
+import { chooseGradientEngine, evaluate, recalibrateBatchNorm, trainModel, type TrainOptions } from './tfjs/train.js';
 
 /** Passes the ONNX export of a pruned model runs (compile's defaults). */
 const INFERENCE_PASSES = 'eliminate-dropout,eliminate-dead,fold-pad,fold-bn';
@@ -85,6 +85,8 @@ export interface PruneModelOptions {
   readonly optimizer?: OptimizerOptions;
   /** Other training settings of the spec (loss, label smoothing, augmentation…). */
   readonly training?: Partial<TrainOptions>;
+  /** Where fine-tuning's forward and backward passes run (`convspec train --engine`); default `auto`. */
+  readonly gradients?: 'auto' | 'tfjs' | 'ort';
   readonly exclude?: readonly string[];
   readonly backend?: BackendPreference;
   readonly seed?: number;
@@ -255,6 +257,10 @@ export async function pruneModel(graph: Graph, weights: Weights, options: PruneM
     }
     if (options.finetuneEpochs > 0) {
       if (!options.train) throw new Error('fine-tuning needs training data');
+      const choice = chooseGradientEngine(options.gradients ?? 'auto', engine, options.training?.loss, options.train);
+      if ('error' in choice) throw new Error(`fine-tuning on ONNX Runtime: ${choice.error}`);
+      log(`fine-tuning's forward and backward: ${choice.engine === 'ort' ? 'ONNX Runtime' : 'tfjs gradient tape'}${choice.reason ? ` (${choice.reason})` : ''}`);
+      const onEngine = { gradients: choice.engine, ortThreads: engine.threads ?? 1 };
       const batchSize = options.batchSize ?? 64;
       const totalSteps = options.finetuneEpochs * Math.ceil(options.train.count / batchSize);
       let masks: Map<string, tf.Tensor> | undefined;
@@ -279,7 +285,7 @@ export async function pruneModel(graph: Graph, weights: Weights, options: PruneM
         await trainModel(
           engine,
           options.train,
-          { ...(options.training ?? {}), epochs: options.finetuneEpochs, batchSize, ...(options.optimizer ? { optimizer: options.optimizer } : {}), seed: options.seed ?? 0 },
+          { ...(options.training ?? {}), ...onEngine, epochs: options.finetuneEpochs, batchSize, ...(options.optimizer ? { optimizer: options.optimizer } : {}), seed: options.seed ?? 0 },
           {
             onBatchEnd: async (progress) => {
               await onStep(progress.step);
@@ -292,7 +298,7 @@ export async function pruneModel(graph: Graph, weights: Weights, options: PruneM
         await trainModel(
           engine,
           options.train,
-          { ...(options.training ?? {}), epochs: options.finetuneEpochs, batchSize, ...(options.optimizer ? { optimizer: options.optimizer } : {}), seed: options.seed ?? 0 },
+          { ...(options.training ?? {}), ...onEngine, epochs: options.finetuneEpochs, batchSize, ...(options.optimizer ? { optimizer: options.optimizer } : {}), seed: options.seed ?? 0 },
           { onBatchEnd: (progress) => options.onBatch?.(progress.step, totalSteps, progress.loss, 0) },
         );
       }

@@ -56,6 +56,8 @@ describe('convspec prune', () => {
     expect(report.after.params).toBeLessThan(report.before.params);
     expect(report.after.onnxBytes).toBeLessThan(report.before.onnxBytes);
     expect(report.finetune.steps).toBeGreaterThan(0);
+    // fine-tuning trained as `convspec train` does on a CPU backend
+    expect(run.stderr).toMatch(/^fine-tuning's forward and backward: ONNX Runtime$/m);
     // the batch norms of the pruned network were re-estimated on training data (after fine-tuning, last)
     expect(report.batchNormRecalibration).toEqual({ samples: 2048, layers: 2 });
     // the written spec is a valid spec with the pruned widths, and the weights fit it
@@ -75,6 +77,8 @@ describe('convspec prune', () => {
     const report = JSON.parse(fs.readFileSync(path.join(out, 'Tiny.prune.json'), 'utf8')) as Report;
     expect(report.mode).toBe('unstructured');
     expect(report.finetune.schedule).toMatchObject({ finalSparsity: 0.8 });
+    // the masks, re-applied to the engine's weights after every step, hold with gradients from ONNX Runtime too
+    expect(run.stderr).toMatch(/^fine-tuning's forward and backward: ONNX Runtime$/m);
     expect(report.after.macs).toBe(report.before.macs); // the graph is unchanged
     expect(report.after.nonZeroMacs).toBeLessThan(0.3 * report.before.nonZeroMacs);
     const loaded = readSafetensors(path.join(out, 'Tiny.safetensors'));

@@ -1,11 +1,12 @@
 /**
  * `convspec prune SPEC --weights FILE --sparsity X [--structured] [--finetune-epochs N] [--data PATH] [--batch N]
- *  [--lr X] [--exclude NAME|GLOB]… [--eval-samples N] [--no-latency] [--json] -o DIR`
+ *  [--lr X] [--exclude NAME|GLOB]… [--eval-samples N] [--engine auto|tfjs|ort] [--no-latency] [--json] -o DIR`
  *
  * Prunes (../../runtime/prune.ts does the work): `--structured` removes the fraction X of the filters of every
  * dependency group (`prune-filters`: the graph shrinks); otherwise the fraction X of every conv/dense weight
  * tensor becomes zero (`prune-magnitude`), following TF-MOT's polynomial schedule during fine-tuning with the
- * masks re-applied after every optimizer step. Fine-tuning runs on the tfjs engine with the spec's `train`
+ * masks re-applied after every optimizer step. Fine-tuning trains as `convspec train` does (weights in the tfjs
+ * engine, forward and backward passes on ONNX Runtime on a CPU unless `--engine tfjs`) with the spec's `train`
  * settings (`--batch`, `--lr` override them) on the training split of `--data` (default the spec's data).
  * Writes
  *   DIR/<Model>.cnn            the pruned spec (printGraph; it elaborates back to the same graph, checked here)
@@ -16,7 +17,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { ElaborateOptions } from '../../elaborate/elaborate.js';
 import { EXIT, groupDigits, renderTable, UsageError, type Output } from '../output.js';
 import { positiveInteger, type BackendFlag, type OptimizeCommandContext } from './quantize.js';
@@ -36,6 +37,8 @@ export interface PruneCommandOptions {
   readonly out: string;
   readonly seed?: number;
   readonly backend: BackendFlag;
+  /** Where fine-tuning's forward and backward passes run (as `convspec train --engine`); default `auto`. */
+  readonly engine?: 'auto' | 'tfjs' | 'ort';
   readonly elaborate: ElaborateOptions;
 }
 
@@ -74,7 +77,8 @@ export function registerPruneCommand(program: Command, context: OptimizeCommandC
         .option('--seed <n>', 'random seed', (v) => Number(v))
         .option('--no-latency', 'skip the ONNX Runtime latency measurement')
         .option('--json', 'print the JSON report')
-        .addOption(context.backendOption()),
+        .addOption(context.backendOption())
+        .addOption(new Option('--engine <engine>', "fine-tuning's forward and backward passes: ONNX Runtime (ort), the tfjs tape, or auto (ort on a CPU backend when it can express the model)").choices(['auto', 'tfjs', 'ort']).default('auto')),
     )
     .action(async (file: string, flags: Omit<PruneCommandOptions, 'elaborate' | 'structured'> & { structured?: boolean }) => {
       context.setStatus(await runPrune(file, { ...flags, structured: Boolean(flags.structured), elaborate: context.elaborateOptions(flags as never) }, context.output));
@@ -129,6 +133,7 @@ export async function runPrune(file: string, options: PruneCommandOptions, outpu
       },
       exclude: options.exclude,
       backend: options.backend,
+      gradients: options.engine ?? 'auto',
       seed: options.seed ?? settings.seed ?? 0,
       ...(options.evalSamples ? { evaluationLimit: options.evalSamples } : {}),
       latency: options.latency ? {} : false,

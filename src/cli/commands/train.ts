@@ -17,11 +17,7 @@ import type { ElaborateOptions } from '../../elaborate/elaborate.js';
 import { writeFileAtomic } from '../../runtime/data/atomic-write.js';
 import { readCheckpoint, writeWeightsFile, CheckpointError, type TrainingCheckpoint } from '../../runtime/checkpoint.js';
 import type { WeightNameMapping } from '../../runtime/weights-file.js';
-import { buildTrainingGraph, TrainingGraphError } from '../../runtime/ort/training-graph.js';
-import type { TfjsEngine } from '../../runtime/tfjs/engine.js';
-import type { LossKind, LossOptions } from '../../runtime/tfjs/losses.js';
-import { sampleDimsOf, TrainingError, type GradientEngine } from '../../runtime/tfjs/train.js';
-import type { Dataset } from '../../runtime/data/dataset.js';
+import { chooseGradientEngine } from '../../runtime/tfjs/train.js';
 import { EXIT, UsageError, type Output } from '../output.js';
 import { CommandFailure, loadDataFor, loadGraph, loadWeightsFor } from '../session.js';
 
@@ -52,37 +48,6 @@ function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';
   const s = Math.round(seconds);
   return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
-}
-
-/**
- * Where forward and backward passes run. `auto` takes ONNX Runtime on the CPU backends (wasm, cpu), where its native
- * kernels beat the tape, when the step graph expresses the model and loss; the tape on GPU backends. `ort` asked
- * for explicitly and impossible is an error.
- */
-function chooseGradientEngine(asked: 'auto' | 'tfjs' | 'ort', engine: TfjsEngine, loss: LossKind | LossOptions | undefined, data: Dataset): { engine: GradientEngine; reason?: string } | { error: string } {
-  if (asked === 'tfjs') return { engine: 'tfjs' };
-  let problem: string | undefined;
-  const input = engine.graph.inputs[0];
-  const output = engine.graph.outputs[0];
-  if (!input || !output) problem = `${engine.graph.name} needs an input and an output`;
-  else {
-    try {
-      buildTrainingGraph(engine.graph, {
-        input: input.name,
-        output: output.name,
-        trained: new Set(engine.trainableParameters().map((p) => p.spec.name)),
-        loss: typeof loss === 'string' ? loss : (loss?.kind ?? 'cross_entropy'),
-        sampleDims: sampleDimsOf(input, data),
-      });
-    } catch (error) {
-      if (!(error instanceof TrainingGraphError) && !(error instanceof TrainingError)) throw error;
-      problem = error.message;
-    }
-  }
-  if (asked === 'ort') return problem ? { error: problem } : { engine: 'ort' };
-  if (problem) return { engine: 'tfjs', reason: `ONNX Runtime skipped: ${problem}` };
-  if (engine.backend.name !== 'wasm' && engine.backend.name !== 'cpu') return { engine: 'tfjs', reason: `the ${engine.backend.name} backend runs the tape on its own device` };
-  return { engine: 'ort' };
 }
 
 export async function runTrain(file: string, options: TrainCommandOptions, output: Output, isTty = Boolean(process.stderr.isTTY)): Promise<number> {

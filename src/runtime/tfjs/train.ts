@@ -47,6 +47,7 @@ import { planLayerGroups, readUnfreezeSetting, type LearningRateScale, type Unfr
 import type { SettingValue } from '../../ir/graph.js';
 import type { Dim } from '../../ir/dims.js';
 import type { OrtTrainingStep } from '../ort/training-step.js';
+import { buildTrainingGraph, TrainingGraphError } from '../ort/training-graph.js';
 
 /** Training that cannot start or go on as asked (bad options, a checkpoint of another model…). */
 export class TrainingError extends Error {
@@ -721,6 +722,38 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
     for (const { optimizer: each } of optimizers) for (const [name, tensor] of await each.getState()) state.set(name, tensor);
     return state;
   }
+}
+
+/**
+ * Where forward and backward passes run, for a user's `--engine`. `auto` takes ONNX Runtime on the CPU backends
+ * (wasm, cpu), where its native kernels beat the tape, when the step graph expresses the model and loss (with the
+ * trainable parameters of now; unfreeze steps keep the same ops), and the tape on GPU backends, with the reason.
+ * `ort` asked for explicitly and impossible is an error.
+ */
+export function chooseGradientEngine(asked: 'auto' | 'tfjs' | 'ort', engine: TfjsEngine, loss: LossKind | LossOptions | undefined, data: Dataset): { engine: GradientEngine; reason?: string } | { error: string } {
+  if (asked === 'tfjs') return { engine: 'tfjs' };
+  let problem: string | undefined;
+  const input = engine.graph.inputs[0];
+  const output = engine.graph.outputs[0];
+  if (!input || !output) problem = `${engine.graph.name} needs an input and an output`;
+  else {
+    try {
+      buildTrainingGraph(engine.graph, {
+        input: input.name,
+        output: output.name,
+        trained: new Set(engine.trainableParameters().map((p) => p.spec.name)),
+        loss: typeof loss === 'string' ? loss : (loss?.kind ?? 'cross_entropy'),
+        sampleDims: sampleDimsOf(input, data),
+      });
+    } catch (error) {
+      if (!(error instanceof TrainingGraphError) && !(error instanceof TrainingError)) throw error;
+      problem = error.message;
+    }
+  }
+  if (asked === 'ort') return problem ? { error: problem } : { engine: 'ort' };
+  if (problem) return { engine: 'tfjs', reason: `ONNX Runtime skipped: ${problem}` };
+  if (engine.backend.name !== 'wasm' && engine.backend.name !== 'cpu') return { engine: 'tfjs', reason: `the ${engine.backend.name} backend runs the tape on its own device` };
+  return { engine: 'ort' };
 }
 
 /** Parameters a training run updates, for summaries (frozen and BN running statistics excluded). */
