@@ -1,6 +1,6 @@
 /**
- * The training step of a classifier as one ONNX graph: forward pass in training mode, softmax cross-entropy,
- * and the backward pass written out op by op, so that ONNX Runtime's native CPU kernels (MLAS: AVX2/AVX-512
+ * The training step of a classifier as one ONNX graph: forward pass in training mode, the loss, and the backward
+ * pass written out op by op, so that ONNX Runtime's native CPU kernels (MLAS: AVX2/AVX-512
  * with FMA) compute the gradients that the tfjs engine would compute on its tape.
  *
  * Why: on a CPU without the native TensorFlow backend (which downloads libtensorflow at install time), tfjs trains
@@ -13,9 +13,9 @@
  *   inputs   x [N, …]; `targets` [N, K] (one-hot or label-smoothed); `inverse_batch` [] = 1/N; every parameter
  *            (IR layout, `<node>.<role>`); one `dropout_mask/<node>` per dropout node (keep/(1 − rate), drawn by
  *            the caller, so masks follow the trainer's seeds);
- *   outputs  `loss` [] (cross-entropy −Σ targets·log_softmax(z) / N, or binary cross-entropy or MSE); `logits`; `grad/<parameter>` for each trained parameter;
- *            `batch_mean/<node>` and `batch_var/<node>` (biased) for each batch norm that normalises with batch
- *            statistics (not frozen, as in the tfjs engine).
+ *   outputs  `loss` [] (cross-entropy −Σ targets·log_softmax(z) / N, binary cross-entropy or MSE); `logits`;
+ *            `grad/<parameter>` for each trained parameter; `batch_mean/<node>` and `batch_var/<node>` (biased)
+ *            for each batch norm that normalises with batch statistics (not frozen, as in the tfjs engine).
  *
  * Gradients, per op (dY: gradient of the op's output):
  *   conv         dX: with unit strides, a conv of dY with the kernel flipped and its channel axes swapped; else
@@ -23,8 +23,8 @@
  *                dW: per kernel offset, a GEMM of dY with a strided slice of the padded input (or, with several
  *                threads, the input unfolded by a one-hot grouped conv and one batched MatMul); dB = Σ dY;
  *   dense        dX = dY·W, dW = dYᵀ·X, dB = Σ_n dY;
- *   batch norm   training mode: dX = γr·(dY − mean dY) − d·(γr³·mean(dY·d)) with d = X − μ, r = 1/√(σ² + ε);
- *                dγ = r·Σ dY·d, dβ = Σ dY; frozen (running statistics): dX = dY·γ/√(σ²_run + ε);
+ *   batch norm   training mode: dX = γr·(dY − mean dY) − d·(γr³·mean(dY·d)) with d = X − μ, r = 1/√(σ² + ε)
+ *                (see batchNormBackward); dγ = r·Σ dY·d, dβ = Σ dY; frozen (running statistics): dX = dY·γ/√(σ²_run + ε);
  *   max pool     the forward's argmax indices: MaxUnpool for disjoint windows, else a scatter-add into zeros;
  *   avg pool     ConvTranspose of dY/count with a ones kernel per channel (count: elements each window averages);
  *   activations  from the output (ReLU, ReLU6, sigmoid, tanh, ELU, softmax) or the input (leaky ReLU, swish,
