@@ -143,6 +143,8 @@ describe('the step graph computes what the tape computes', () => {
     ['residual add, concat, broadcast mul, relu6', 'N, 3, 6, 6', 'a = x -> conv(4, 3, pad: same) -> bn -> relu6\n  b = a -> conv(4, 1)\n  s = a + b\n  g = s -> global_avgpool -> sigmoid\n  c = concat(s * g, a)\n  logits = c -> maxpool(3, stride: 2, pad: 1) -> flatten -> dense(3)'],
     ['overlapping max pool windows', 'N, 1, 7, 7', 'logits = x -> conv(3, 2) -> maxpool(3, stride: 1) -> flatten -> dense(2)'],
     ['max pool leaving a trailing row out', 'N, 2, 7, 7', 'logits = x -> conv(3, 1) -> maxpool(2) -> flatten -> dense(3)'],
+    ['transposed convs: strided with output padding, grouped and dilated, 1D', 'N, 2, 5, 5', 'logits = x -> deconv(4, 3, stride: 2, pad: 1, output_padding: 1) -> relu -> deconv(4, 3, groups: 2, dilation: 2) -> conv(2, 3, stride: 2) -> flatten -> dense(3)'],
+    ['1D transposed conv with bias', 'N, 3, 6', 'logits = x -> deconv(2, 4, stride: 2, pad: [[1, 2]]) -> tanh -> flatten -> dense(2)'],
     ['ELU, hard sigmoid, hard swish, GELU', 'N, 2, 6, 6', 'logits = x -> conv(3, 3, pad: same) -> elu(0.7) -> conv(3, 1) -> hard_sigmoid(0.3, 0.4) -> conv(3, 1) -> hard_swish -> conv(3, 1) -> gelu -> flatten -> dense(3)'],
     ['softmax over channels, global max pool, constant padding', 'N, 2, 5, 5', 'logits = x -> pad([[1, 2], [0, 1]], value: 0.5) -> conv(4, 3) -> softmax(axis: 1) -> conv(3, 1) -> globalmaxpool -> flatten -> dense(3)'],
     ['ceil-mode max pool, nearest upsampling', 'N, 2, 7, 7', 'logits = x -> conv(3, 3, pad: same) -> maxpool(2, ceil: true) -> upsample(2) -> conv(2, 3) -> flatten -> dense(3)'],

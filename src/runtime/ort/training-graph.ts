@@ -22,6 +22,8 @@
  *                ConvTranspose(dY, W) with the conv's attributes and the output padding that restores X's size;
  *                dW: per kernel offset, a GEMM of dY with a strided slice of the padded input (or, with several
  *                threads, the input unfolded by a one-hot grouped conv and one batched MatMul); dB = Σ dY;
+ *   transposed   the adjoint of the conv it inverts: dX = Conv(dY, W), dW = that conv's weight gradient;
+ *   conv
  *   dense        dX = dY·W, dW = dYᵀ·X, dB = Σ_n dY;
  *   batch norm   training mode: dX = γr·(dY − mean dY) − d·(γr³·mean(dY·d)) with d = X − μ, r = 1/√(σ² + ε)
  *                (see batchNormBackward); dγ = r·Σ dY·d, dβ = Σ dY; frozen (running statistics): dX = dY·γ/√(σ²_run + ε);
@@ -37,9 +39,9 @@
  * that lie between a trained parameter and the loss.
  *
  * The loss is cross-entropy, binary cross-entropy or MSE, as ../tfjs/losses.ts computes them. Symbolic sample sizes
- * of the input (`f32[N, 1, H, W]`) take the data's sizes (`sampleDims`). Ops outside this list (transposed conv,
- * reflect/edge padding, linear upsampling, ceil-mode average pooling) raise `TrainingGraphError`: the trainer then
- * says to use the tfjs engine.
+ * of the input (`f32[N, 1, H, W]`) take the data's sizes (`sampleDims`). Ops outside this list (reflect/edge
+ * padding, linear upsampling, ceil-mode average pooling) raise `TrainingGraphError`: the trainer then says to use
+ * the tfjs engine.
  */
 import { attr, OnnxGraphBuilder, type OnnxAttributeValue, type OnnxTypedArray } from '../../codegen/onnx-model.js';
 import { dimToString, evaluateDim, isSymbolic, type Dim } from '../../ir/dims.js';
@@ -300,6 +302,14 @@ class StepBuilder {
         emit('Conv', ins, convAttributes(node, this.explicitPadding(node)));
         return;
       }
+      case 'conv_transpose': {
+        const ins = [inputs[0]!, `${node.name}.weight`];
+        if (node.bias) ins.push(`${node.name}.bias`);
+        const attributes = convAttributes(node, node.padding);
+        if (node.outputPadding.some((p) => p !== 0)) attributes['output_padding'] = attr.ints(node.outputPadding);
+        emit('ConvTranspose', ins, attributes);
+        return;
+      }
       case 'dense':
         if (inputShape.length !== 1) this.unsupported(node, 'a dense layer on a rank-3+ tensor');
         emit('Gemm', node.bias ? [inputs[0]!, `${node.name}.weight`, `${node.name}.bias`] : [inputs[0]!, `${node.name}.weight`], { transB: attr.int(1) });
@@ -373,7 +383,8 @@ class StepBuilder {
         emit('Reshape', [inputs[0]!, this.int64s([0, ...outputShape])]);
         return;
       default:
-        this.unsupported(node, `op '${node.op}'`);
+        // every op of the IR has a case: an op added to the language lands here until it has one
+        this.unsupported(node as Node, `op '${(node as Node).op}'`);
     }
   }
 
@@ -532,6 +543,18 @@ class StepBuilder {
       case 'conv':
         this.convBackward(node, dy, inputShape, outputShape);
         return;
+      case 'conv_transpose': {
+        // the adjoint of the conv whose input gradient this op computes: dX = conv(dY, W) with the same attributes,
+        // dW = that conv's weight gradient with dY as its input and X as its output gradient
+        const attributes = convAttributes(node, node.padding);
+        if (node.bias && this.trains(node, 'bias')) this.parameterGradient(node, 'bias', this.op('ReduceSum', [dy, this.int64s([0, ...range(2, rank)])], { keepdims: attr.int(0) }));
+        if (this.trains(node, 'weight')) {
+          const inverted = { inChannels: node.filters, filters: node.inChannels, kernel: node.kernel, stride: node.stride, dilation: node.dilation, groups: node.groups };
+          this.parameterGradient(node, 'weight', this.convWeightGradient(inverted, node.padding, dy, outputShape, x, inputShape));
+        }
+        if (wantsInput()) this.contribute(x, this.op('Conv', [dy, `${node.name}.weight`], attributes));
+        return;
+      }
       case 'dense':
         if (node.bias) this.parameterGradient(node, 'bias', this.op('ReduceSum', [dy, this.int64s([0])], { keepdims: attr.int(0) }));
         if (this.trains(node, 'weight')) this.parameterGradient(node, 'weight', this.op('Gemm', [dy, x], { transA: attr.int(1) }));
@@ -615,7 +638,8 @@ class StepBuilder {
         if (wantsInput()) this.contribute(x, this.op('Reshape', [dy, this.op('Shape', [x])]));
         return;
       default:
-        this.unsupported(node, `op '${node.op}'`);
+        // every op of the IR has a case: an op added to the language lands here until it has one
+        this.unsupported(node as Node, `op '${(node as Node).op}'`);
     }
   }
 
@@ -625,7 +649,7 @@ class StepBuilder {
     const padding = this.explicitPadding(node);
     const spatial = node.kernel.length;
     if (node.bias && this.trains(node, 'bias')) this.parameterGradient(node, 'bias', this.op('ReduceSum', [dy, this.int64s([0, ...range(2, spatial + 2)])], { keepdims: attr.int(0) }));
-    if (this.trains(node, 'weight')) this.parameterGradient(node, 'weight', this.convWeightGradient(node, padding, dy, outputShape));
+    if (this.trains(node, 'weight')) this.parameterGradient(node, 'weight', this.convWeightGradient(node, padding, x, inputShape, dy, outputShape));
     if (this.needsGradient.has(x)) this.contribute(x, this.convInputGradient(node, padding, dy, inputShape, outputShape));
   }
 
@@ -676,8 +700,7 @@ class StepBuilder {
    * unfolded input is K times the input); with two, ONNX Runtime spreads the unfolding conv over its threads but
    * copies slices on one, and the unfolding is 15–40 % faster.
    */
-  private convWeightGradient(node: NodeOf<'conv'>, padding: Padding, dy: string, outputShape: readonly number[]): string {
-    const x = node.inputs[0]!;
+  private convWeightGradient(node: ConvGeometry, padding: Padding, x: string, inputShape: readonly number[], dy: string, outputShape: readonly number[]): string {
     const groups = node.groups;
     const cin = node.inChannels;
     const cout = node.filters;
@@ -702,7 +725,7 @@ class StepBuilder {
     // X → [Cin, N, S…], padded
     let columns = this.op('Transpose', [x], { perm: attr.ints([1, 0, ...spatialAxes]) });
     if ([...padding.begin, ...padding.end].some((p) => p !== 0)) columns = this.op('Pad', [columns, this.int64s([0, 0, ...padding.begin, 0, 0, ...padding.end])]);
-    const inputSpatial = this.shapes.get(x)!.slice(1);
+    const inputSpatial = inputShape.slice(1);
     const slices: string[] = [];
     for (let j = 0; j < offsets; j++) {
       const starts = unravel(j, node.kernel).map((k, axis) => k * node.dilation[axis]!);
@@ -841,7 +864,10 @@ class StepBuilder {
   }
 }
 
-function convAttributes(node: NodeOf<'conv'>, padding: Padding): Record<string, OnnxAttributeValue> {
+/** What the conv gradients need of a conv (a transposed conv's weight gradient is that of the conv it inverts). */
+type ConvGeometry = Pick<NodeOf<'conv'>, 'inChannels' | 'filters' | 'kernel' | 'stride' | 'dilation' | 'groups'>;
+
+function convAttributes(node: ConvGeometry, padding: Padding): Record<string, OnnxAttributeValue> {
   const attributes: Record<string, OnnxAttributeValue> = {
     kernel_shape: attr.ints(node.kernel),
     strides: attr.ints(node.stride),
