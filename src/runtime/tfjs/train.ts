@@ -542,6 +542,8 @@ export async function trainModel(engine: TfjsEngine, dataset: Dataset, options: 
           await ortStep.prepare(active);
         } catch (error) {
           if (error instanceof Error && error.name === 'TrainingGraphError') throw new TrainingError(error.message);
+          // a step graph ONNX Runtime refuses to load: the tape can still train the model
+          if (error instanceof Error && error.name === 'OrtEngineError') throw new TrainingError(`${error.message}; train with the tfjs engine (--engine tfjs)`);
           throw error;
         }
       }
