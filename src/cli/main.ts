@@ -225,7 +225,7 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
       .option('--lr-scale <target=x>', 'learning-rate multiplier of a layer group: name, scope, range a..b or glob (repeatable)', collect, [])
       .addOption(backendOption())
       .addOption(new Option('--engine <engine>', 'where forward and backward passes run: ONNX Runtime (ort), the tfjs tape, or auto (ort on a CPU backend when it can express the model)').choices(['auto', 'tfjs', 'ort']).default('auto'))
-      .option('--threads <n>', 'CPU threads of the wasm backend and of ONNX Runtime (default: CONVSPEC_WASM_THREADS, else 1)', positiveInteger('--threads')),
+      .option('--threads <n>', 'CPU threads of the wasm backend and of ONNX Runtime (default: CONVSPEC_WASM_THREADS, else 1 for wasm and every CPU for ONNX Runtime)', positiveInteger('--threads')),
   ).action(async (file: string, flags: SpecFlags & WeightMapFlags & { lrScale: string[]; out: string; data?: string; epochs?: number; batch?: number; lr?: number; seed?: number; weights?: string; resume?: boolean; backend: 'auto'; engine: 'auto' | 'tfjs' | 'ort'; threads?: number }) => {
     const { runTrain } = await import('./commands/train.js');
     setStatus(
@@ -262,7 +262,7 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
       .option('--json', 'print JSON')
       .addOption(backendOption())
       .addOption(new Option('--engine <engine>', 'where the forward passes run: the tfjs engine, or ONNX Runtime on the model exported with these weights').choices(['tfjs', 'ort']).default('tfjs'))
-      .option('--threads <n>', "ONNX Runtime's threads with --engine ort (default 1)", positiveInteger('--threads')),
+      .option('--threads <n>', "ONNX Runtime's threads with --engine ort (default: CONVSPEC_WASM_THREADS, else every CPU)", positiveInteger('--threads')),
   ).action(async (file: string, flags: SpecFlags & WeightMapFlags & { weights: string; data?: string; json?: boolean; backend: 'auto'; engine: 'tfjs' | 'ort'; threads?: number }) => {
     const { runEval } = await import('./commands/eval.js');
     setStatus(await runEval(file, { weights: flags.weights, ...weightNames(flags), backend: flags.backend, engine: flags.engine, ...(flags.threads ? { threads: flags.threads } : {}), json: Boolean(flags.json), ...(flags.data ? { data: flags.data } : {}), elaborate: elaborateOptions(flags) }, output));

@@ -41,7 +41,7 @@ import { compareLatency, type OrtLatency } from './ort/measure.js';
 import type { BackendPreference } from './tfjs/backend.js';
 import { createEngine, type TfjsEngine } from './tfjs/engine.js';
 import type { OptimizerOptions } from './tfjs/optimizers.js';
-import { chooseGradientEngine, evaluate, recalibrateBatchNorm, trainModel, type TrainOptions } from './tfjs/train.js';
+import { chooseGradientEngine, defaultOrtThreads, evaluate, recalibrateBatchNorm, trainModel, type TrainOptions } from './tfjs/train.js';
 
 /** Passes the ONNX export of a pruned model runs (compile's defaults). */
 const INFERENCE_PASSES = 'eliminate-dropout,eliminate-dead,fold-pad,fold-bn';
@@ -260,7 +260,7 @@ export async function pruneModel(graph: Graph, weights: Weights, options: PruneM
       const choice = chooseGradientEngine(options.gradients ?? 'auto', engine, options.training?.loss, options.train);
       if ('error' in choice) throw new Error(`fine-tuning on ONNX Runtime: ${choice.error}`);
       log(`fine-tuning's forward and backward: ${choice.engine === 'ort' ? 'ONNX Runtime' : 'tfjs gradient tape'}${choice.reason ? ` (${choice.reason})` : ''}`);
-      const onEngine = { gradients: choice.engine, ortThreads: engine.threads ?? 1 };
+      const onEngine = { gradients: choice.engine, ortThreads: defaultOrtThreads() };
       const batchSize = options.batchSize ?? 64;
       const totalSteps = options.finetuneEpochs * Math.ceil(options.train.count / batchSize);
       let masks: Map<string, tf.Tensor> | undefined;

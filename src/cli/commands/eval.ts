@@ -27,11 +27,11 @@ export async function runEval(file: string, options: EvalCommandOptions, output:
     const graph = loadGraph(file, options.elaborate, output);
     const weights = loadWeightsFor(graph, options.weights, output, { required: true, ...options.weightNames });
     const test = loadDataFor(graph, options.data, 'test', output);
-    const { createEngine, evaluate } = await import('../../runtime/tfjs/index.js');
+    const { createEngine, defaultOrtThreads, evaluate } = await import('../../runtime/tfjs/index.js');
     const engine = await createEngine(graph, weights, { backend: options.backend });
     const classes = typeof graph.outputs[0] !== 'undefined' ? Number(graph.nodes.find((n) => n.name === graph.outputs[0]!.value)?.shape[1] ?? 0) : 0;
     const onOrt = options.engine === 'ort';
-    const result = await evaluate(engine, test, { batchSize: 256, ...(classes > 5 ? { topK: [5] } : {}), ...(onOrt ? { runtime: 'ort' as const, ortThreads: options.threads ?? 1 } : {}) });
+    const result = await evaluate(engine, test, { batchSize: 256, ...(classes > 5 ? { topK: [5] } : {}), ...(onOrt ? { runtime: 'ort' as const, ortThreads: options.threads ?? defaultOrtThreads() } : {}) });
     engine.dispose();
     if (options.json) output.out(JSON.stringify({ model: graph.name, samples: result.count, loss: result.loss, accuracy: result.accuracy, topK: result.topK, engine: onOrt ? 'ort' : 'tfjs', ...(onOrt ? {} : { backend: engine.backend.name }) }, null, 2));
     else {

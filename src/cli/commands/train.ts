@@ -17,7 +17,7 @@ import type { ElaborateOptions } from '../../elaborate/elaborate.js';
 import { writeFileAtomic } from '../../runtime/data/atomic-write.js';
 import { readCheckpoint, writeWeightsFile, CheckpointError, type TrainingCheckpoint } from '../../runtime/checkpoint.js';
 import type { WeightNameMapping } from '../../runtime/weights-file.js';
-import { chooseGradientEngine } from '../../runtime/tfjs/train.js';
+import { chooseGradientEngine, defaultOrtThreads } from '../../runtime/tfjs/train.js';
 import { EXIT, UsageError, type Output } from '../output.js';
 import { CommandFailure, loadDataFor, loadGraph, loadWeightsFor } from '../session.js';
 
@@ -78,7 +78,7 @@ export async function runTrain(file: string, options: TrainCommandOptions, outpu
     const weights = loadWeightsFor(graph, options.weights, output, { partial: true, seed: options.seed ?? settings.seed ?? 0, ...options.weightNames });
     const engine = await createEngine(graph, weights, { backend: options.backend, seed: options.seed ?? settings.seed ?? 0, ...(options.threads ? { threads: options.threads } : {}) });
     output.err(`backend: ${engine.backend.name}${engine.backend.reasons.length ? ` (${engine.backend.reasons.join('; ')})` : ''}`);
-    const threads = options.threads ?? engine.threads ?? 1;
+    const threads = options.threads ?? defaultOrtThreads();
     const gradients = chooseGradientEngine(options.engine ?? 'auto', engine, settings.loss, train);
     if ('error' in gradients) {
       output.err(`error CNN8002: --engine ort: ${gradients.error}`);

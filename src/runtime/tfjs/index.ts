@@ -4,10 +4,10 @@
  */
 export { TfjsEngine, createEngine, EngineError, LoweringError, toInternal, toLogical, fromTfjsLayout, readFromTfjsLayout, toTfjsLayout } from './engine.js';
 export type { TensorData, TfjsEngineOptions, PredictOptions, EngineParameter, BatchStatistics, ForwardOptions } from './engine.js';
-export { trainModel, evaluate, TrainingError, trainableParameterCount, frozenNodes } from './train.js';
+export { trainModel, evaluate, TrainingError, trainableParameterCount, frozenNodes, chooseGradientEngine, defaultOrtThreads, sampleDimsOf } from './train.js';
 export { selectLayers, readUnfreezeSetting, planLayerGroups } from './layer-groups.js';
 export type { UnfreezeStep, LearningRateScale, LayerGroupPlan } from './layer-groups.js';
-export type { TrainOptions, TrainCallbacks, BatchProgress, EpochSummary, EvaluationResult, EvaluateOptions, TrainingHistory, StopReason, EarlyStoppingOptions, CheckpointOptions } from './train.js';
+export type { GradientEngine, TrainOptions, TrainCallbacks, BatchProgress, EpochSummary, EvaluationResult, EvaluateOptions, TrainingHistory, StopReason, EarlyStoppingOptions, CheckpointOptions } from './train.js';
 export { lossKinds, computeLoss, lossTargets, countCorrect } from './losses.js';
 export type { LossKind, LossOptions } from './losses.js';
 export { Optimizer, OptimizerError, resolvedOptimizerSettings } from './optimizers.js';

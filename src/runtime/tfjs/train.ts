@@ -33,6 +33,7 @@
  * when its loss is below the best by more than `minDelta`; after `patience` epochs without improvement training
  * stops, and with `restoreBest` the best weights are put back.
  */
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import type { Node } from '../../ir/graph.js';
 import type { WeightTensor } from '../../ir/weights.js';
@@ -756,6 +757,16 @@ export function chooseGradientEngine(asked: 'auto' | 'tfjs' | 'ort', engine: Tfj
   if (problem) return { engine: 'tfjs', reason: `ONNX Runtime skipped: ${problem}` };
   if (engine.backend.name !== 'wasm' && engine.backend.name !== 'cpu') return { engine: 'tfjs', reason: `the ${engine.backend.name} backend runs the tape on its own device` };
   return { engine: 'ort' };
+}
+
+/**
+ * ONNX Runtime's threads when the user named none: CONVSPEC_WASM_THREADS when set (the wasm backend's count, so one
+ * setting governs both), else every CPU Node reports, as PyTorch and TensorFlow use all cores by default. Runs
+ * with the same count are bit-identical (the resume test relies on it); another count changes the rounding.
+ */
+export function defaultOrtThreads(): number {
+  const fromEnvironment = Number(process.env['CONVSPEC_WASM_THREADS']);
+  return Number.isInteger(fromEnvironment) && fromEnvironment > 0 ? fromEnvironment : Math.max(1, availableParallelism());
 }
 
 /** Parameters a training run updates, for summaries (frozen and BN running statistics excluded). */
