@@ -3,7 +3,7 @@
  *
  * Trains with the spec's `train { … }` settings (flags override them). The tfjs engine holds the weights and the
  * optimizer; forward and backward passes run on ONNX Runtime's native CPU kernels (`--engine ort`, what `auto`
- * picks on the wasm and cpu backends when the step graph can express the model and loss: about 1.7× the wasm
+ * picks on the wasm and cpu backends when the step graph can express the model and loss: 1.7–2.7× the wasm
  * tape's speed) or on the tfjs gradient tape (`--engine tfjs`, and `auto` on GPU backends). Shows a progress bar
  * (epoch, batch, loss, accuracy, images/s, ETA) that becomes plain lines when stdout is not a terminal. After every
  * epoch `DIR/checkpoint.safetensors` is written atomically (weights, optimizer state, history), so a killed run
