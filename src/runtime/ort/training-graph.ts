@@ -46,7 +46,7 @@
 import { attr, OnnxGraphBuilder, type OnnxAttributeValue, type OnnxTypedArray } from '../../codegen/onnx-model.js';
 import { dimToString, evaluateDim, isSymbolic, type Dim } from '../../ir/dims.js';
 import type { Graph, Node, NodeOf, Padding, Shape } from '../../ir/graph.js';
-import { graphParameters } from '../../ir/params.js';
+import { graphParameters, type ParamSpec } from '../../ir/params.js';
 
 /** A graph the step builder cannot express: the op (or loss) and where it is. */
 export class TrainingGraphError extends Error {
@@ -105,16 +105,16 @@ export function buildTrainingGraph(graph: Graph, options: TrainingGraphOptions):
   return new StepBuilder(graph, options).build();
 }
 
-function where(graph: Graph, node: Node): string {
+function where(node: Node): string {
   return `${node.span.file}:${node.span.line}:${node.span.column}`;
 }
 
-/** Static sample sizes of a shape whose axis 0 is the batch, symbols bound by `bindings`. */
-function sampleShape(shape: Shape, bindings: ReadonlyMap<string, number>, graph: Graph, node: Node | undefined, what: string): number[] {
+/** Static sample sizes of a shape whose axis 0 is the batch, symbols bound by `bindings`; `what` names it in errors. */
+function sampleShape(shape: Shape, bindings: ReadonlyMap<string, number>, what: string): number[] {
   return shape.slice(1).map((d: Dim) => {
     const value = evaluateDim(d, bindings);
     if (isSymbolic(value) || typeof value !== 'number') {
-      throw new TrainingGraphError(`${node ? `${node.name} (${where(graph, node)})` : what}: size ${dimToString(d)} on a non-batch axis; training on ONNX Runtime needs sample sizes the data fixes`);
+      throw new TrainingGraphError(`${what}: size ${dimToString(d)} on a non-batch axis; training on ONNX Runtime needs sample sizes the data fixes`);
     }
     return value;
   });
@@ -135,7 +135,8 @@ class StepBuilder {
   private readonly gradientOutputs = new Map<string, string>();
   private readonly statistics = new Map<string, { mean: string; variance: string }>();
   private readonly masks: DropoutMaskInput[] = [];
-  private readonly parameterInputs: string[] = [];
+  /** The graph's parameters by name, in graph order: the step graph's parameter inputs. */
+  private readonly parameters: ReadonlyMap<string, ParamSpec>;
   private readonly constants = new Map<string, string>();
   /** Values of the input's symbolic sample sizes (`H` → 28), from `options.sampleDims`. */
   private readonly bindings = new Map<string, number>();
@@ -146,6 +147,7 @@ class StepBuilder {
     private readonly options: TrainingGraphOptions,
   ) {
     this.nodes = new Map(graph.nodes.map((n) => [n.name, n]));
+    this.parameters = new Map(graphParameters(graph.nodes).map((spec) => [spec.name, spec]));
   }
 
   build(): TrainingGraph {
@@ -167,13 +169,10 @@ class StepBuilder {
         } else throw new TrainingGraphError(`input '${input.name}' has size ${dimToString(d)} on axis ${axis + 1}; only a plain symbol takes the data's size`);
       });
     }
-    const inputSample = sampleShape(input.shape, this.bindings, graph, undefined, `input '${input.name}'`);
+    const inputSample = sampleShape(input.shape, this.bindings, `input '${input.name}'`);
     this.shapes.set(input.name, inputSample);
     this.b.addInput(input.name, 'float32', ['N', ...inputSample]);
-    for (const spec of graphParameters(graph.nodes)) {
-      this.b.addInput(spec.name, 'float32', spec.shape);
-      this.parameterInputs.push(spec.name);
-    }
+    for (const spec of this.parameters.values()) this.b.addInput(spec.name, 'float32', spec.shape);
     this.b.addInput(STEP_INPUT.inverseBatch, 'float32', []);
     this.markGradientPaths();
     for (const node of graph.nodes) this.forward(node);
@@ -196,7 +195,7 @@ class StepBuilder {
       this.b.addOutput(variance, 'float32', [channels]);
     }
     const model = this.b.build({ opset: STEP_OPSET, producerName: 'convspec', producerVersion: 'training-step', graphName: `${graph.name}_training_step` });
-    return { model, parameters: this.parameterInputs, gradients: this.gradientOutputs, batchStatistics: this.statistics, dropoutMasks: this.masks };
+    return { model, parameters: [...this.parameters.keys()], gradients: this.gradientOutputs, batchStatistics: this.statistics, dropoutMasks: this.masks };
   }
 
   // -- which tensors need gradients ------------------------------------------------------------------------------
@@ -206,7 +205,7 @@ class StepBuilder {
   }
 
   private markGradientPaths(): void {
-    for (const name of this.options.trained) if (!this.parameterInputs.includes(name)) throw new TrainingGraphError(`${this.graph.name} has no parameter '${name}'`);
+    for (const name of this.options.trained) if (!this.parameters.has(name)) throw new TrainingGraphError(`${this.graph.name} has no parameter '${name}'`);
     for (const node of this.graph.nodes) {
       if (this.trained(node) || node.inputs.some((i) => this.needsGradient.has(i))) this.needsGradient.add(node.name);
     }
@@ -243,7 +242,7 @@ class StepBuilder {
   }
 
   private parameterShape(name: string): number[] {
-    return graphParameters(this.graph.nodes).find((p) => p.name === name)!.shape as number[];
+    return [...this.parameters.get(name)!.shape];
   }
 
   private save(node: Node, values: Record<string, string>): void {
@@ -251,7 +250,7 @@ class StepBuilder {
   }
 
   private unsupported(node: Node, what: string): never {
-    throw new TrainingGraphError(`${node.name} (${where(this.graph, node)}): ${what} cannot be trained on ONNX Runtime yet; train with the tfjs engine`);
+    throw new TrainingGraphError(`${node.name} (${where(node)}): ${what} cannot be trained on ONNX Runtime yet; train with the tfjs engine`);
   }
 
   /**
@@ -290,7 +289,7 @@ class StepBuilder {
   private forward(node: Node): void {
     const inputs = node.inputs;
     const inputShape = this.shapes.get(inputs[0]!)!;
-    const outputShape = sampleShape(node.shape, this.bindings, this.graph, node, node.name);
+    const outputShape = sampleShape(node.shape, this.bindings, `${node.name} (${where(node)})`);
     this.shapes.set(node.name, outputShape);
     const rank = outputShape.length + 1;
     const emit = (opType: string, ins: readonly string[], attributes: Readonly<Record<string, OnnxAttributeValue>> = {}, outputs: readonly string[] = [node.name]) =>

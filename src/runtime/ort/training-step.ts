@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { deriveSeed } from '../../random.js';
+import type { Node } from '../../ir/graph.js';
 import type { BatchStatistics, EngineParameter, TfjsEngine } from '../tfjs/engine.js';
 import { weightToIrPermutation, weightToTfjsPermutation, permuteData } from '../tfjs/layout.js';
 import { OrtEngine, type OrtFloatTensor } from './engine.js';
@@ -47,6 +48,8 @@ export interface OrtStepResult {
 
 export class OrtTrainingStep {
   private readonly sessions = new Map<string, Promise<{ session: OrtEngine; plan: TrainingGraph }>>();
+  /** The graph's nodes by name, for the batch statistics each step reports. */
+  private readonly nodes: ReadonlyMap<string, Node>;
 
   constructor(
     private readonly engine: TfjsEngine,
@@ -54,7 +57,9 @@ export class OrtTrainingStep {
     /** ONNX Runtime's intra-op threads. */
     private readonly threads: number,
     private readonly loss: StepLoss = 'cross_entropy',
-  ) {}
+  ) {
+    this.nodes = new Map(engine.graph.nodes.map((n) => [n.name, n]));
+  }
 
   /**
    * Builds (or reuses) the step graph for these trained parameters; throws `TrainingGraphError` for a graph it
@@ -100,9 +105,8 @@ export class OrtTrainingStep {
       const data = rank >= 2 ? permuteData(ir.data, parameter.spec.shape, weightToTfjsPermutation(rank)).data : ir.data;
       gradients.set(parameter.variable.name, tf.tensor(data, parameter.variable.shape, 'float32'));
     }
-    const nodes = new Map(this.engine.graph.nodes.map((n) => [n.name, n]));
     const statistics: BatchStatistics[] = [...plan.batchStatistics].map(([node, names]) => ({
-      node: nodes.get(node)!,
+      node: this.nodes.get(node)!,
       mean: tf.tensor1d(outputs[names.mean]!.data, 'float32'),
       variance: tf.tensor1d(outputs[names.variance]!.data, 'float32'),
     }));
