@@ -75,7 +75,7 @@ import path from 'node:path';
 import { packageVersion, PRODUCER_NAME } from '../version.js';
 import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { dimToString, equalDims, isSymbolic, type Dim } from '../ir/dims.js';
-import { effectiveKernel, type Graph, type Node, type NodeOf, type Padding, type SettingValue, type Shape } from '../ir/graph.js';
+import { effectiveKernel, type ConvAttributes, type Graph, type Node, type NodeOf, type Padding, type SettingValue, type Shape } from '../ir/graph.js';
 import { graphParameters } from '../ir/params.js';
 import type { Weights } from '../ir/weights.js';
 import { weightDiagnostics } from './weight-diagnostics.js';
@@ -619,12 +619,15 @@ function emitConvTranspose(e: OnnxEmitter, node: NodeOf<'conv_transpose'>): void
  * Sets an ints attribute unless every value is the operator's default for it (pads: all-zero pads are the default
  * since auto_pad is never set alongside them).
  */
-function setInts(attributes: Record<string, OnnxAttributeValue>, name: string, values: readonly number[], fallback: number): void {
+export function setInts(attributes: Record<string, OnnxAttributeValue>, name: string, values: readonly number[], fallback: number): void {
   if (values.some((v) => v !== fallback)) attributes[name] = attr.ints(values);
 }
 
-/** Conv / ConvTranspose attributes other than padding, those equal to the default left out. */
-function convAttributes(node: NodeOf<'conv' | 'conv_transpose'>): Record<string, OnnxAttributeValue> {
+/**
+ * Conv / ConvTranspose attributes other than padding, those equal to the default left out (also the training step
+ * graph's, ../runtime/ort/training-graph.ts).
+ */
+export function convAttributes(node: Pick<ConvAttributes, 'kernel' | 'stride' | 'dilation' | 'groups'>): Record<string, OnnxAttributeValue> {
   const attributes: Record<string, OnnxAttributeValue> = { kernel_shape: attr.ints(node.kernel) };
   setInts(attributes, 'strides', node.stride, 1);
   setInts(attributes, 'dilations', node.dilation, 1);

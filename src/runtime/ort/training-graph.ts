@@ -43,6 +43,7 @@
  * padding, linear upsampling, ceil-mode average pooling) raise `TrainingGraphError`: the trainer then says to use
  * the tfjs engine.
  */
+import { convAttributes as exportedConvAttributes, setInts } from '../../codegen/onnx.js';
 import { attr, OnnxGraphBuilder, type OnnxAttributeValue, type OnnxTypedArray } from '../../codegen/onnx-model.js';
 import { dimToString, evaluateDim, isSymbolic, type Dim } from '../../ir/dims.js';
 import type { Graph, Node, NodeOf, Padding, Shape } from '../../ir/graph.js';
@@ -304,9 +305,7 @@ class StepBuilder {
       case 'conv_transpose': {
         const ins = [inputs[0]!, `${node.name}.weight`];
         if (node.bias) ins.push(`${node.name}.bias`);
-        const attributes = convAttributes(node, node.padding);
-        if (node.outputPadding.some((p) => p !== 0)) attributes['output_padding'] = attr.ints(node.outputPadding);
-        emit('ConvTranspose', ins, attributes);
+        emit('ConvTranspose', ins, convAttributes(node, node.padding, node.outputPadding));
         return;
       }
       case 'dense':
@@ -672,21 +671,14 @@ class StepBuilder {
           ? this.op('Transpose', [weight], { perm: attr.ints([1, 0, ...range(2, rank + 2)]) })
           : this.op('Reshape', [this.op('Transpose', [this.op('Reshape', [weight, this.int64s([groups, cout / groups, cin / groups, ...node.kernel])])], { perm: attr.ints([0, 2, 1, ...range(3, rank + 3)]) }), this.int64s([cin, cout / groups, ...node.kernel])]);
       const flipped = this.op('Slice', [swapped, this.int64s(new Array<number>(rank).fill(-1)), this.int64s(new Array<number>(rank).fill(-(2 ** 53 - 1))), this.int64s(range(2, rank + 2)), this.int64s(new Array<number>(rank).fill(-1))]);
-      const attributes: Record<string, OnnxAttributeValue> = {
-        kernel_shape: attr.ints(node.kernel),
-        dilations: attr.ints(node.dilation),
-        pads: attr.ints([...reach.map((r, axis) => r - padding.begin[axis]!), ...reach.map((r, axis) => r - padding.end[axis]!)]),
-      };
-      if (groups !== 1) attributes['group'] = attr.int(groups);
-      return this.op('Conv', [dy, flipped], attributes, 'conv_input_grad');
+      const pads = { begin: reach.map((r, axis) => r - padding.begin[axis]!), end: reach.map((r, axis) => r - padding.end[axis]!) };
+      return this.op('Conv', [dy, flipped], convAttributes(node, pads), 'conv_input_grad');
     }
     const outputPadding = node.kernel.map((kernel, i) => {
       const covered = (outputShape[i + 1]! - 1) * node.stride[i]! + node.dilation[i]! * (kernel - 1) + 1;
       return inputShape[i + 1]! + padding.begin[i]! + padding.end[i]! - covered;
     });
-    const attributes: Record<string, OnnxAttributeValue> = { ...convAttributes(node, padding) };
-    if (outputPadding.some((p) => p !== 0)) attributes['output_padding'] = attr.ints(outputPadding);
-    return this.op('ConvTranspose', [dy, weight], attributes);
+    return this.op('ConvTranspose', [dy, weight], convAttributes(node, padding, outputPadding));
   }
 
   /**
@@ -857,23 +849,19 @@ class StepBuilder {
     const inverseCounts = this.constant(`avgpool_counts/${node.name}`, [1, 1, ...spatialOut], counts);
     const ones = this.constant(`ones[${channels},${node.kernel.join('x')}]`, [channels, 1, ...node.kernel], new Float32Array(channels * product(node.kernel)).fill(1));
     const outputPadding = node.kernel.map((kernel, i) => spatialIn[i]! + padding.begin[i]! + padding.end[i]! - ((spatialOut[i]! - 1) * node.stride[i]! + kernel));
-    const attributes: Record<string, OnnxAttributeValue> = { kernel_shape: attr.ints(node.kernel), strides: attr.ints(node.stride), pads: attr.ints([...padding.begin, ...padding.end]), group: attr.int(channels) };
-    if (outputPadding.some((p) => p !== 0)) attributes['output_padding'] = attr.ints(outputPadding);
-    return this.op('ConvTranspose', [this.op('Mul', [dy, inverseCounts]), ones], attributes);
+    const window = { kernel: node.kernel, stride: node.stride, dilation: node.kernel.map(() => 1), groups: channels };
+    return this.op('ConvTranspose', [this.op('Mul', [dy, inverseCounts]), ones], convAttributes(window, padding, outputPadding));
   }
 }
 
 /** What the conv gradients need of a conv (a transposed conv's weight gradient is that of the conv it inverts). */
 type ConvGeometry = Pick<NodeOf<'conv'>, 'inChannels' | 'filters' | 'kernel' | 'stride' | 'dilation' | 'groups'>;
 
-function convAttributes(node: ConvGeometry, padding: Padding): Record<string, OnnxAttributeValue> {
-  const attributes: Record<string, OnnxAttributeValue> = {
-    kernel_shape: attr.ints(node.kernel),
-    strides: attr.ints(node.stride),
-    dilations: attr.ints(node.dilation),
-    pads: attr.ints([...padding.begin, ...padding.end]),
-  };
-  if (node.groups !== 1) attributes['group'] = attr.int(node.groups);
+/** The exporter's conv attributes (defaults left out) with explicit pads, and a transposed conv's output padding. */
+function convAttributes(node: Pick<ConvGeometry, 'kernel' | 'stride' | 'dilation' | 'groups'>, padding: Padding, outputPadding: readonly number[] = []): Record<string, OnnxAttributeValue> {
+  const attributes = exportedConvAttributes(node);
+  setInts(attributes, 'pads', [...padding.begin, ...padding.end], 0);
+  setInts(attributes, 'output_padding', outputPadding, 0);
   return attributes;
 }
 
