@@ -28,7 +28,9 @@
  *   - the weight tensor shares storage with another parameter (tied weights would be untied);
  *   - the consumer recorded an input quantization scale measured after the BN.
  * Every BN is reported: folded (into which node) or refused (why). Statistics are combined in float64 and the
- * result stored as float32. Guarantee: outputs preserved within 1e-5 relative to the largest output.
+ * result stored as float32. Guarantee: outputs preserved within 1e-5 relative to the largest output — or, where the
+ * folded sums cancel (a large BN shift, then a ReLU that leaves only small outputs), relative to the largest sum of
+ * |weight| × |input| terms, since float32 rounding of the folded weights errs relative to the terms.
  */
 import type { Graph, Node, NodeOf } from '../ir/graph.js';
 import type { WeightTensor } from '../ir/weights.js';

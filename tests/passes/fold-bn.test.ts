@@ -5,19 +5,34 @@ import type { WeightTensor, Weights } from '../../src/ir/weights.js';
 import { getPass, runPasses } from '../../src/passes/manager.js';
 import { createMulberry32 } from '../../src/random.js';
 import { compile, goldenText, keptNodesUnchangedIn, randomInputs, runPass, weightsFor } from './helpers.js';
-import { compareOutputs, runReference } from './reference.js';
+import { type Tensor, compareOutputs, runReference } from './reference.js';
 import { EXAMPLE, RESIDUAL } from './specs.js';
 
 const TOLERANCE = getPass('fold-bn')!.tolerance;
+
+/**
+ * The scale float32 rounding errors are measured against: the folded graph run on |weights| and |inputs| bounds
+ * every sum it computes term by term (Σ|w||x|), as in the usual dot-product error bound. It equals the largest
+ * output unless terms cancel — e.g. a large BN shift folded into the next conv, then a ReLU that zeroes all
+ * but a tiny output — where rounding the folded weights to float32 errs relative to the terms, not the output.
+ */
+function magnitudeScale(graph: Graph, weights: Weights, inputs: ReadonlyMap<string, Tensor>): number {
+  const absWeights: Weights = new Map([...weights].map(([name, t]) => [name, { shape: t.shape, data: t.data.map(Math.abs) }]));
+  const absInputs = new Map([...inputs].map(([name, t]) => [name, { shape: t.shape, data: t.data.map(Math.abs) }]));
+  let scale = 0;
+  for (const tensor of runReference(graph, absWeights, absInputs).values()) for (const v of tensor.data) scale = Math.max(scale, v);
+  return scale;
+}
 
 function outputsAgree(before: Graph, beforeWeights: Weights, after: Graph, afterWeights: Weights, seed: number): void {
   const inputs = randomInputs(before, seed);
   const expected = runReference(before, beforeWeights, inputs);
   const { maxError, maxMagnitude } = compareOutputs(expected, runReference(after, afterWeights, inputs));
-  expect(maxError).toBeLessThanOrEqual(TOLERANCE * maxMagnitude);
+  const scale = Math.max(maxMagnitude, magnitudeScale(after, afterWeights, inputs));
+  expect(maxError).toBeLessThanOrEqual(TOLERANCE * scale);
   // The folded graph run in float32 (every node's output rounded) stays within the same bound.
   const rounded = compareOutputs(expected, runReference(after, afterWeights, inputs, { round: true }));
-  expect(rounded.maxError).toBeLessThanOrEqual(TOLERANCE * maxMagnitude);
+  expect(rounded.maxError).toBeLessThanOrEqual(TOLERANCE * scale);
 }
 
 function withNode(graph: Graph, name: string, change: (node: Node) => Node): Graph {
@@ -278,7 +293,7 @@ function wideStatistics(graph: Graph, weights: Weights, seed: number): Weights {
 }
 
 describe('fold-bn property: random conv + BN stacks', () => {
-  it('removes every BN and preserves outputs within 1e-5 of the largest (float64, and float32-rounded)', () => {
+  it('removes every BN and preserves outputs within 1e-5 of the largest output or sum of terms (float64, and float32-rounded)', () => {
     fc.assert(
       fc.property(
         fc.constantFrom(1, 2, 2),
@@ -297,7 +312,8 @@ describe('fold-bn property: random conv + BN stacks', () => {
           outputsAgree(graph, weights, run.graph, run.weights ?? weights, seed + 2);
         },
       ),
-      { numRuns: 300 },
+      // The example once failed against the largest output alone: a BN shift of ~100 cancelled by the conv, then ReLU.
+      { numRuns: 300, examples: [[1, 3, 3, [{ kind: 'bn_conv', filters: 2, kernel: 1, groups: 1, bias: true, relu: true }], { kind: 'none' }, 3438]] },
     );
   });
 });
