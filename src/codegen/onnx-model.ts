@@ -16,6 +16,7 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
+import type { StreamedBytes } from '../runtime/data/atomic-write.js';
 
 const { onnx } = onnxProto;
 
@@ -120,6 +121,25 @@ export interface OnnxTensorInit {
   readonly dataType?: OnnxElemType;
 }
 
+/**
+ * Float32 initializer data computed as it is written (a fresh `DrawnWeight`): the builder streams its bytes into
+ * the file instead of holding them, and reads `data` only where it needs the values.
+ */
+export interface StreamedFloat32 {
+  readonly length: number;
+  /** All the values (computing and keeping them). */
+  readonly data: Float32Array;
+  /** The bytes, little endian, in consecutive pieces, each valid until the next; with `elements`, only the first. */
+  bytes(elements?: number): Iterable<Uint8Array>;
+}
+
+function isStreamed(data: OnnxTypedArray | StreamedFloat32): data is StreamedFloat32 {
+  return !ArrayBuffer.isView(data);
+}
+
+/** The initializers whose raw_data is left out of the message and streamed when the model is written. */
+const streamedRawData = new WeakMap<OnnxTypes.ITensorProto, StreamedFloat32>();
+
 /** A tensor read back from a `TensorProto`. */
 export interface OnnxTensorData {
   readonly name: string;
@@ -162,7 +182,8 @@ function toLittleEndianBytes(data: OnnxTypedArray): Uint8Array {
   return out;
 }
 
-function makeTensorProto(name: string, tensor: OnnxTensorInit, what: string): OnnxTypes.ITensorProto {
+/** `count` overrides the element count of `data`, for streamed data given as an empty array. */
+function makeTensorProto(name: string, tensor: OnnxTensorInit, what: string, count = tensor.data.length): OnnxTypes.ITensorProto {
   const allowed = elemTypesOf(tensor.data);
   const dataType = tensor.dataType ?? allowed[0]!;
   if (!allowed.includes(dataType)) {
@@ -171,11 +192,9 @@ function makeTensorProto(name: string, tensor: OnnxTensorInit, what: string): On
     );
   }
   checkDims(tensor.dims, what);
-  const count = product(tensor.dims);
-  if (count !== tensor.data.length) {
-    throw new OnnxBuildError(
-      `${what}: dims [${tensor.dims.join(', ')}] hold ${count} elements but the data has ${tensor.data.length}`,
-    );
+  const expected = product(tensor.dims);
+  if (expected !== count) {
+    throw new OnnxBuildError(`${what}: dims [${tensor.dims.join(', ')}] hold ${expected} elements but the data has ${count}`);
   }
   if (dataType === 'bool') {
     const bad = (tensor.data as Uint8Array).findIndex((v) => v > 1);
@@ -317,24 +336,43 @@ export interface OnnxBuildOptions {
  * Splits initializers into the ones to store and Identity nodes for their equal twins. Candidates share element
  * type and dims and hold at least MIN_SHARED_BYTES; their raw bytes are compared in full (random weights differ in
  * the first bytes, so this costs next to nothing; equal tensors are typically the zero biases of an untrained model).
+ * A streamed tensor's first bytes are drawn to compare; all of it only when those are equal too.
  */
 /** Initializers smaller than this are stored even when equal to another: sharing them would cost bytes. */
 const MIN_SHARED_BYTES = 256;
+
+/** Bytes drawn from a streamed tensor to tell it from another before drawing it whole. */
+const STREAMED_HEAD_BYTES = 64;
+
+function rawBytes(tensor: OnnxTypes.ITensorProto, limit = Number.POSITIVE_INFINITY): Buffer {
+  const streamed = streamedRawData.get(tensor);
+  if (!streamed) return Buffer.from(tensor.rawData!.buffer, tensor.rawData!.byteOffset, Math.min(limit, tensor.rawData!.byteLength));
+  if (limit >= streamed.length * 4) return Buffer.from(streamed.data.buffer, streamed.data.byteOffset, streamed.data.byteLength);
+  const pieces: Buffer[] = [];
+  for (const piece of streamed.bytes(Math.ceil(limit / 4))) pieces.push(Buffer.from(piece)); // copied: valid until the next
+  return Buffer.concat(pieces);
+}
+
+function equalRawData(a: OnnxTypes.ITensorProto, b: OnnxTypes.ITensorProto): boolean {
+  if (streamedRawData.has(a) || streamedRawData.has(b)) {
+    if (!rawBytes(a, STREAMED_HEAD_BYTES).equals(rawBytes(b, STREAMED_HEAD_BYTES))) return false;
+  }
+  return rawBytes(a).equals(rawBytes(b));
+}
 
 function shareEqualInitializers(initializers: readonly OnnxTypes.ITensorProto[]): { stored: OnnxTypes.ITensorProto[]; aliases: OnnxTypes.INodeProto[] } {
   const stored: OnnxTypes.ITensorProto[] = [];
   const aliases: OnnxTypes.INodeProto[] = [];
   const byType = new Map<string, OnnxTypes.ITensorProto[]>();
-  const bytes = (t: OnnxTypes.ITensorProto) => Buffer.from(t.rawData!.buffer, t.rawData!.byteOffset, t.rawData!.byteLength);
   for (const tensor of initializers) {
     // an Identity node costs about a hundred bytes: smaller twins (shapes, pads, scales) stay duplicated
-    if (!tensor.rawData || tensor.rawData.byteLength < MIN_SHARED_BYTES) {
+    if (!streamedRawData.has(tensor) && (!tensor.rawData || tensor.rawData.byteLength < MIN_SHARED_BYTES)) {
       stored.push(tensor);
       continue;
     }
     const key = `${tensor.dataType}:${(tensor.dims ?? []).join(',')}`;
     const candidates = byType.get(key) ?? [];
-    const twin = candidates.find((c) => bytes(c).equals(bytes(tensor)));
+    const twin = candidates.find((c) => equalRawData(c, tensor));
     if (twin) {
       // Unnamed (ONNX node names are optional): the output carries the tensor's name, and a node name as long would
       // add a third of the bytes the sharing saves on a bias.
@@ -420,9 +458,17 @@ export class OnnxGraphBuilder {
    * Adds a constant tensor stored as little-endian `raw_data`. The builder keeps a view of `data` (no copy) until
    * `build` encodes it: the array must not change before then.
    */
-  addInitializer(name: string, dims: readonly number[], data: OnnxTypedArray, dataType?: OnnxElemType): this {
+  addInitializer(name: string, dims: readonly number[], data: OnnxTypedArray | StreamedFloat32, dataType?: OnnxElemType): this {
     const what = `initializer '${name}'`;
-    const tensor = makeTensorProto(name, dataType === undefined ? { dims, data } : { dims, data, dataType }, what);
+    // Streamed data large enough to be referenced (see tensorSegments) stays unread until the model is written;
+    // smaller pieces, and every tensor on a big-endian host, are drawn now and encoded like any array.
+    const streamed = isStreamed(data) && hostIsLittleEndian && data.length * 4 >= REFERENCED_RAW_DATA_BYTES && (dataType ?? 'float32') === 'float32' ? data : undefined;
+    const values = isStreamed(data) ? (streamed ? new Float32Array(0) : data.data) : data;
+    const tensor = makeTensorProto(name, dataType === undefined ? { dims, data: values } : { dims, data: values, dataType }, what, streamed?.length);
+    if (streamed) {
+      delete tensor.rawData;
+      streamedRawData.set(tensor, streamed);
+    }
     this.define(name, what);
     this.initializers.push(tensor);
     return this;
@@ -533,7 +579,7 @@ export class OnnxGraphBuilder {
 
 /** An encoded model as consecutive byte ranges: the file is their concatenation. */
 export interface EncodedModel {
-  readonly segments: readonly Uint8Array[];
+  readonly segments: readonly (Uint8Array | StreamedBytes)[];
   readonly byteLength: number;
 }
 
@@ -556,17 +602,18 @@ function varint(value: number): number[] {
   return bytes;
 }
 
-function byteLength(parts: readonly Uint8Array[]): number {
+function byteLength(parts: readonly (Uint8Array | StreamedBytes)[]): number {
   return parts.reduce((sum, part) => sum + part.byteLength, 0);
 }
 
 /** A length-delimited field: tag, length, then the parts. */
-function delimited(tag: number, parts: readonly Uint8Array[]): Uint8Array[] {
+function delimited(tag: number, parts: readonly (Uint8Array | StreamedBytes)[]): (Uint8Array | StreamedBytes)[] {
   return [Uint8Array.from([tag, ...varint(byteLength(parts))]), ...parts];
 }
 
-function tensorSegments(tensor: OnnxTypes.ITensorProto): Uint8Array[] {
-  const raw = tensor.rawData;
+function tensorSegments(tensor: OnnxTypes.ITensorProto): (Uint8Array | StreamedBytes)[] {
+  const streamed = streamedRawData.get(tensor);
+  const raw: Uint8Array | StreamedBytes | undefined = streamed ? { byteLength: streamed.length * 4, pieces: () => streamed.bytes() } : (tensor.rawData ?? undefined);
   if (!raw || raw.byteLength < REFERENCED_RAW_DATA_BYTES) return [onnx.TensorProto.encode(tensor).finish()];
   // Fields are encoded in field-number order: those below raw_data (9), raw_data, those above it.
   const { rawData: _raw, doubleData, uint64Data, docString, externalData, dataLocation, ...below } = tensor;
@@ -589,7 +636,7 @@ export function encodeModelSegments(model: OnnxTypes.IModelProto): EncodedModel 
     return { segments: [bytes], byteLength: bytes.byteLength };
   }
   const { node, name, initializer, ...aboveInitializers } = graph;
-  const graphParts = [onnx.GraphProto.encode({ node, name }).finish()];
+  const graphParts: (Uint8Array | StreamedBytes)[] = [onnx.GraphProto.encode({ node, name }).finish()];
   for (const tensor of initializer ?? []) graphParts.push(...delimited(TAG_GRAPH_INITIALIZER, tensorSegments(tensor)));
   graphParts.push(onnx.GraphProto.encode(aboveInitializers).finish());
   const segments = [
@@ -600,14 +647,17 @@ export function encodeModelSegments(model: OnnxTypes.IModelProto): EncodedModel 
   return { segments, byteLength: byteLength(segments) };
 }
 
-/** The pieces of an encoded model as one array. */
+/** The pieces of an encoded model as one array (streamed pieces drawn into it). */
 export function concatenateSegments(encoded: EncodedModel): Uint8Array {
-  if (encoded.segments.length === 1) return encoded.segments[0]!;
+  const only = encoded.segments.length === 1 ? encoded.segments[0]! : undefined;
+  if (only instanceof Uint8Array) return only;
   const bytes = new Uint8Array(encoded.byteLength);
   let offset = 0;
   for (const segment of encoded.segments) {
-    bytes.set(segment, offset);
-    offset += segment.byteLength;
+    for (const piece of segment instanceof Uint8Array ? [segment] : segment.pieces()) {
+      bytes.set(piece, offset);
+      offset += piece.byteLength;
+    }
   }
   return bytes;
 }

@@ -77,7 +77,7 @@ import { diagnostic, type Diagnostic } from '../diagnostics.js';
 import { dimToString, equalDims, isSymbolic, type Dim } from '../ir/dims.js';
 import { effectiveKernel, type ConvAttributes, type Graph, type Node, type NodeOf, type Padding, type SettingValue, type Shape } from '../ir/graph.js';
 import { graphParameters } from '../ir/params.js';
-import type { Weights } from '../ir/weights.js';
+import { DrawnWeight, type Weights } from '../ir/weights.js';
 import { weightDiagnostics } from './weight-diagnostics.js';
 import type { Span } from '../source.js';
 import { attr, concatenateSegments, OnnxGraphBuilder, type EncodedModel, type OnnxAttributeValue, type OnnxDim, type OnnxTypedArray } from './onnx-model.js';
@@ -485,7 +485,8 @@ class OnnxEmitter {
     const name = `${node.name}.${role}`;
     const tensor = this.weights.get(name);
     if (!tensor) throw new Error(`internal: weight '${name}' vanished after checking`);
-    this.builder.addInitializer(name, tensor.shape, tensor.data);
+    // A fresh weight nobody has read is drawn as the file is written, not now.
+    this.builder.addInitializer(name, tensor.shape, tensor instanceof DrawnWeight && tensor.unread ? tensor : tensor.data);
     return name;
   }
 

@@ -5,11 +5,12 @@
  * 2 / fan_in of He normal, one random number per weight instead of a Box–Muller pair, which matters at 25M
  * weights — where fan_in = (in/groups)·∏k (for transposed convs, the output side's out/groups·∏k); zero biases,
  * BN γ = 1, β = 0, running mean 0 and variance 1 (Keras' he_uniform; PyTorch's default is the same shape with a
- * smaller bound). `randomWeights` instead draws every tensor (BN statistics
- * included) from distributions that make numerical tests meaningful.
+ * smaller bound). The He-uniform weights are `DrawnWeight`s: drawn when first read. `randomWeights` instead draws
+ * every tensor (BN statistics included) from distributions that make numerical tests meaningful.
  */
 import { createMulberry32, deriveSeed, normalSample } from '../random.js';
 import type { Graph } from './graph.js';
+import { drawHeUniform, heUniformBytes, type HeUniformStream } from './he-uniform.js';
 import { graphParameters, parameterSize, type ParamSpec } from './params.js';
 
 export interface WeightTensor {
@@ -63,17 +64,56 @@ function seedFor(seed: number, name: string): number {
 }
 
 /**
- * data[i] = (2u − 1)·bound for the uniform numbers u of `createMulberry32(seed)`, the same stream written out in
- * the loop: a closure call per element made this a fifth of compiling ResNet-50 (25.6M weights).
+ * A He-uniform weight drawn when first read (he-uniform.ts gives the numbers). Reading `data` draws it once and
+ * keeps it; from then on the array is the tensor (callers may change it in place, as with any tensor). Until
+ * then `bytes()` streams it to a file without holding it, and `withRowScale` gives this weight times a factor
+ * per output channel — batch-norm folding into a fresh conv or dense layer — as another unread tensor, with the
+ * same values a fold of the drawn array gives. For ResNet-50's 100 MB of fresh weights that is what makes
+ * `compile` write the file without drawing, folding and copying it in three passes over memory.
  */
-function fillUniform(data: Float32Array, seed: number, bound: number): void {
-  let state = seed >>> 0;
-  for (let i = 0; i < data.length; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = state;
-    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1);
-    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
-    data[i] = (2 * (((mixed ^ (mixed >>> 14)) >>> 0) / 4294967296) - 1) * bound;
+export class DrawnWeight implements WeightTensor {
+  #data: Float32Array | undefined;
+
+  constructor(
+    readonly shape: readonly number[],
+    readonly stream: HeUniformStream,
+  ) {}
+
+  get data(): Float32Array {
+    if (!this.#data) {
+      this.#data = new Float32Array(this.length);
+      drawHeUniform(this.#data, this.stream);
+    }
+    return this.#data;
+  }
+
+  get length(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+
+  /** Whether nothing has read `data` yet: only then do `bytes` and `withRowScale` apply. */
+  get unread(): boolean {
+    return this.#data === undefined;
+  }
+
+  /**
+   * This weight with row r (output channel r: axis 0 of a conv or dense weight) times scale[r], each element
+   * rounded to float32 once more, as `data[i] * scale[r]` stored in a Float32Array is. Undefined when the weight
+   * was read or already carries a scale (two roundings cannot be merged into one factor).
+   */
+  withRowScale(scale: Float64Array): DrawnWeight | undefined {
+    if (!this.unread || this.stream.rowScale || scale.length !== this.shape[0]) return undefined;
+    return new DrawnWeight(this.shape, { ...this.stream, rowSize: this.length / this.shape[0]!, rowScale: scale });
+  }
+
+  /**
+   * The float32 bytes (little endian on little-endian hosts) in 1 MiB pieces, each valid until the next; with
+   * `elements`, only that many from the start.
+   */
+  bytes(elements = this.length): Iterable<Uint8Array> {
+    const count = Math.min(elements, this.length);
+    if (!this.unread) return [new Uint8Array(this.#data!.buffer, this.#data!.byteOffset, count * 4)];
+    return heUniformBytes(this.stream, count);
   }
 }
 
@@ -81,10 +121,12 @@ function fillUniform(data: Float32Array, seed: number, bound: number): void {
 export function initializeWeights(graph: Graph, seed = 0): Map<string, WeightTensor> {
   const weights = new Map<string, WeightTensor>();
   for (const param of graphParameters(graph.nodes)) {
-    const data = new Float32Array(parameterSize(param));
     if (param.role === 'weight' && param.shape.length >= 2) {
-      fillUniform(data, seedFor(seed, param.name), Math.sqrt(6 / Math.max(1, fanIn(param))));
-    } else if ((param.role === 'weight' && param.shape.length === 1) || param.role === 'running_var') {
+      weights.set(param.name, new DrawnWeight(param.shape, { seed: seedFor(seed, param.name), bound: Math.sqrt(6 / Math.max(1, fanIn(param))) }));
+      continue;
+    }
+    const data = new Float32Array(parameterSize(param));
+    if ((param.role === 'weight' && param.shape.length === 1) || param.role === 'running_var') {
       data.fill(1);
     }
     weights.set(param.name, { shape: param.shape, data });

@@ -33,7 +33,7 @@
  * |weight| × |input| terms, since float32 rounding of the folded weights errs relative to the terms.
  */
 import type { Graph, Node, NodeOf } from '../ir/graph.js';
-import type { WeightTensor } from '../ir/weights.js';
+import { DrawnWeight, type WeightTensor } from '../ir/weights.js';
 import { GraphEditor, editorResult } from './graph-editor.js';
 import type { Pass, PassContext, PassResult } from './manager.js';
 
@@ -120,6 +120,34 @@ function float32(shape: readonly number[], values: Float64Array | Float32Array):
   return { shape, data: values instanceof Float32Array ? values : new Float32Array(values) };
 }
 
+/** The weight times scale[o] on every element feeding output channel o, each product rounded once to float32. */
+function scaleOutputChannels(producer: Weighted, w: Float32Array, scale: Float64Array, context: FoldContext): Float32Array {
+  // Each element is one float64 product rounded once to float32: written straight into the result.
+  const folded = context.resultArray(w);
+  if (producer.op === 'conv_transpose') {
+    // [in, out/groups, k…]: element (i, j, ·) feeds output channel ⌊i/(in/groups)⌋·(out/groups) + j.
+    const inPerGroup = producer.inChannels / producer.groups;
+    const outPerGroup = producer.filters / producer.groups;
+    const kernelSize = w.length / (producer.inChannels * outPerGroup);
+    for (let i = 0; i < producer.inChannels; i++) {
+      for (let j = 0; j < outPerGroup; j++) {
+        const o = Math.floor(i / inPerGroup) * outPerGroup + j;
+        const base = (i * outPerGroup + j) * kernelSize;
+        for (let r = 0; r < kernelSize; r++) folded[base + r] = w[base + r]! * scale[o]!;
+      }
+    }
+  } else {
+    const channels = outChannels(producer);
+    const perChannel = w.length / channels;
+    for (let o = 0; o < channels; o++) {
+      const s = scale[o]!;
+      const end = (o + 1) * perChannel;
+      for (let i = o * perChannel; i < end; i++) folded[i] = w[i]! * s;
+    }
+  }
+  return folded;
+}
+
 const INTO_PRODUCER: BatchNormFoldRule = {
   summary: 'conv|deconv|dense(x; W, b) -> bn   →   conv|deconv|dense(x; W·s, b·s + t)',
   plan(bn, context) {
@@ -135,34 +163,14 @@ const INTO_PRODUCER: BatchNormFoldRule = {
       apply() {
         const { scale, shift } = batchNormAffine(bn, (n) => editor.requireWeight(n));
         const weight = editor.requireWeight(`${producer.name}.weight`);
-        const w = weight.data;
-        // Each element is one float64 product rounded once to float32: written straight into the result.
-        const folded = context.resultArray(w);
         const channels = outChannels(producer);
-        if (producer.op === 'conv_transpose') {
-          // [in, out/groups, k…]: element (i, j, ·) feeds output channel ⌊i/(in/groups)⌋·(out/groups) + j.
-          const inPerGroup = producer.inChannels / producer.groups;
-          const outPerGroup = producer.filters / producer.groups;
-          const kernelSize = w.length / (producer.inChannels * outPerGroup);
-          for (let i = 0; i < producer.inChannels; i++) {
-            for (let j = 0; j < outPerGroup; j++) {
-              const o = Math.floor(i / inPerGroup) * outPerGroup + j;
-              const base = (i * outPerGroup + j) * kernelSize;
-              for (let r = 0; r < kernelSize; r++) folded[base + r] = w[base + r]! * scale[o]!;
-            }
-          }
-        } else {
-          const perChannel = w.length / channels;
-          for (let o = 0; o < channels; o++) {
-            const s = scale[o]!;
-            const end = (o + 1) * perChannel;
-            for (let i = o * perChannel; i < end; i++) folded[i] = w[i]! * s;
-          }
-        }
+        // A fresh weight nobody has read (compile without --weights) takes the factors along and is drawn, folded,
+        // as the file is written. A conv or dense weight's output channel is its first axis.
+        const deferred = weight instanceof DrawnWeight && producer.op !== 'conv_transpose' ? weight.withRowScale(scale) : undefined;
+        editor.setWeight(`${producer.name}.weight`, deferred ?? float32(weight.shape, scaleOutputChannels(producer, weight.data, scale, context)));
         const bias = producer.bias ? editor.requireWeight(`${producer.name}.bias`).data : new Float32Array(channels);
         const newBias = new Float64Array(channels);
         for (let o = 0; o < channels; o++) newBias[o] = bias[o]! * scale[o]! + shift[o]!;
-        editor.setWeight(`${producer.name}.weight`, float32(weight.shape, folded));
         editor.setWeight(`${producer.name}.bias`, float32([channels], newBias));
         editor.replace(producer.bias ? producer : { ...producer, bias: true });
         editor.remove(bn.name, producer.name);
@@ -250,7 +258,9 @@ export const BATCH_NORM_FOLD_RULES: readonly BatchNormFoldRule[] = [INTO_PRODUCE
 
 /** For each parameter, another one whose float32 storage overlaps it (tied weights). */
 function storageSharing(context: PassContext): (param: string) => string | undefined {
-  const entries = [...(context.weights ?? new Map<string, WeightTensor>())].map(([name, t]) => ({ name, buffer: t.data.buffer, start: t.data.byteOffset, end: t.data.byteOffset + t.data.byteLength }));
+  // An unread DrawnWeight has no storage yet (it draws into an array of its own): it shares nothing.
+  const stored = [...(context.weights ?? new Map<string, WeightTensor>())].filter(([, t]) => !(t instanceof DrawnWeight && t.unread));
+  const entries = stored.map(([name, t]) => ({ name, buffer: t.data.buffer, start: t.data.byteOffset, end: t.data.byteOffset + t.data.byteLength }));
   return (param) => {
     const self = entries.find((e) => e.name === param);
     if (!self || self.end === self.start) return undefined;

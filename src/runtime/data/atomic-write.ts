@@ -18,12 +18,19 @@ import { DataError, describeCause } from './data-error.js';
  */
 const WRITE_CHUNK_BYTES = 4 << 20;
 
+/** Bytes produced as they are written: `pieces()` yields them in order, each piece valid until the next. */
+export interface StreamedBytes {
+  readonly byteLength: number;
+  pieces(): Iterable<Uint8Array>;
+}
+
 /**
  * Writes `bytes` to `filePath` atomically (temporary file in the same folder + fsync + rename). `bytes` may come
- * in pieces (an encoded model whose weights are views of the tensors), written one after the other.
+ * in pieces (an encoded model whose weights are views of the tensors, or drawn as they are written), written one
+ * after the other.
  */
-export function writeFileAtomic(filePath: string, bytes: Uint8Array | readonly Uint8Array[]): void {
-  const pieces = bytes instanceof Uint8Array ? [bytes] : bytes;
+export function writeFileAtomic(filePath: string, bytes: Uint8Array | readonly (Uint8Array | StreamedBytes)[]): void {
+  const segments = bytes instanceof Uint8Array ? [bytes] : bytes;
   const temporaryPath = join(
     dirname(filePath),
     `.${basename(filePath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
@@ -32,11 +39,16 @@ export function writeFileAtomic(filePath: string, bytes: Uint8Array | readonly U
   try {
     const descriptor = openSync(temporaryPath, 'wx');
     try {
-      for (const piece of pieces) {
-        let written = 0;
-        while (written < piece.byteLength) {
-          written += writeSync(descriptor, piece, written, Math.min(WRITE_CHUNK_BYTES, piece.byteLength - written));
+      for (const segment of segments) {
+        let segmentBytes = 0;
+        for (const piece of segment instanceof Uint8Array ? [segment] : segment.pieces()) {
+          let written = 0;
+          while (written < piece.byteLength) {
+            written += writeSync(descriptor, piece, written, Math.min(WRITE_CHUNK_BYTES, piece.byteLength - written));
+          }
+          segmentBytes += written;
         }
+        if (segmentBytes !== segment.byteLength) throw new Error(`internal: a streamed piece gave ${segmentBytes} bytes, not ${segment.byteLength}`);
       }
       fsyncSync(descriptor);
     } finally {

@@ -1,0 +1,103 @@
+/**
+ * Fresh weights streamed into the file. `initializeWeights` gives DrawnWeights that `compile` never reads: fold-bn
+ * carries its per-channel factors along, the ONNX builder leaves their raw_data out of the message and the writer
+ * draws them piece by piece. The file must be, byte for byte, the one the same weights give when held in memory —
+ * equal-initializer sharing included — and nothing may be drawn before the write.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { concatenateSegments, decodeModel, OnnxGraphBuilder, type OnnxBuildOptions } from '../../src/codegen/onnx-model.js';
+import { emitOnnx } from '../../src/codegen/onnx.js';
+import { DrawnWeight, initializeWeights, type WeightTensor, type Weights } from '../../src/ir/weights.js';
+import { resolvePassList, runPasses } from '../../src/passes/manager.js';
+import '../../src/passes/index.js';
+import { writeFileAtomic } from '../../src/runtime/data/atomic-write.js';
+import { compileSpec } from '../../src/testing.js';
+
+const graph = compileSpec(`model Fresh {
+  input image: f32[N, 3, 16, 16]
+  a = image -> conv(64, 3, pad: 1, bias: false) -> bn -> relu
+  b = a -> conv(128, 3, pad: 1, groups: 2) -> bn -> relu
+  up = b -> conv_transpose(32, 2, stride: 2) -> bn -> relu
+  c = up -> bn -> conv(64, 1) -> relu
+  logits = c -> globalavgpool -> flatten -> dense(300) -> bn -> relu -> dense(10)
+  output logits
+}`).graph!;
+const passes = resolvePassList('eliminate-dropout,fold-pad,fold-bn').passes;
+
+/** The same weights, every array drawn now and held. */
+function held(weights: Weights): Map<string, WeightTensor> {
+  return new Map([...weights].map(([name, t]) => [name, { shape: t.shape, data: t.data.slice() }]));
+}
+
+describe('fresh weights, drawn as the file is written', () => {
+  it('fold-bn carries the factors of conv and dense producers along without drawing; other folds draw', () => {
+    const fresh = runPasses(graph, initializeWeights(graph, 5), passes, {});
+    const eager = runPasses(graph, held(initializeWeights(graph, 5)), passes, {});
+    expect(fresh.diagnostics).toEqual(eager.diagnostics);
+    const unread = [...fresh.weights!].filter(([, t]) => t instanceof DrawnWeight && t.unread).map(([name]) => name);
+    // the producers' weights (conv, grouped conv, dense) stay unread; the transposed conv and the consumer fold
+    // (bn -> conv) need the values; the last dense had no BN: unread and unscaled
+    expect(unread.sort()).toEqual(['a.conv1.weight', 'b.conv1.weight', 'logits.dense1.weight', 'logits.dense2.weight']);
+    for (const [name, tensor] of eager.weights!) expect(fresh.weights!.get(name)!.data, name).toEqual(tensor.data);
+  });
+
+  it('emits and writes the same bytes as the weights held in memory, drawing only small tensors before writing', () => {
+    const fresh = runPasses(graph, initializeWeights(graph, 5), passes, {});
+    const eager = runPasses(graph, held(initializeWeights(graph, 5)), passes, {});
+    const expected = emitOnnx(eager.graph, eager.weights!).bytes;
+    const emitted = emitOnnx(fresh.graph, fresh.weights!);
+    // below 64 KiB a tensor is encoded with its message (drawn at emit); b.conv1 and logits.dense1 are larger
+    const drawnEarly = [...fresh.weights!].filter(([, t]) => t instanceof DrawnWeight && !t.unread).map(([name]) => name);
+    expect(drawnEarly.sort()).toEqual(['a.conv1.weight', 'logits.dense2.weight']);
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'convspec-streamed-'));
+    try {
+      const file = path.join(folder, 'model.onnx');
+      writeFileAtomic(file, emitted.encoded.segments);
+      expect(Buffer.from(fs.readFileSync(file)).equals(Buffer.from(expected))).toBe(true);
+      expect(Buffer.from(concatenateSegments(emitted.encoded)).equals(Buffer.from(expected))).toBe(true);
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('equal initializers among streamed ones', () => {
+  const BUILD: OnnxBuildOptions = { irVersion: 8, opset: 17, producerName: 'convspec-tests', producerVersion: '0', graphName: 'g', shareEqualInitializers: true };
+  const shape = [64, 32];
+  const stream = { seed: 9, bound: 0.1 };
+
+  function stored(tensors: readonly (DrawnWeight | Float32Array)[]): string[] {
+    const builder = new OnnxGraphBuilder().addInput('x', 'float32', [1]);
+    tensors.forEach((t, i) => builder.addInitializer(`w${i}`, shape, t));
+    builder.addNode('Identity', ['x'], ['y'], 'id').addOutput('y', 'float32', [1]);
+    return decodeModel(builder.build(BUILD)).graph.initializer.map((t) => t.name!);
+  }
+
+  it('shares a streamed tensor with an equal one, streamed or held, and never with one that differs', () => {
+    const drawn = () => new DrawnWeight(shape, stream);
+    const values = drawn().data;
+    expect(stored([drawn(), drawn()])).toEqual(['w0']);
+    expect(stored([values.slice(), drawn()])).toEqual(['w0']);
+    const lastDiffers = values.slice();
+    lastDiffers[lastDiffers.length - 1] = 0;
+    // the same first bytes: compared in full
+    expect(stored([drawn(), lastDiffers])).toEqual(['w0', 'w1']);
+    expect(stored([drawn(), new DrawnWeight(shape, { seed: 10, bound: 0.1 })])).toEqual(['w0', 'w1']);
+    const scaled = drawn().withRowScale(new Float64Array(64).fill(1))!;
+    expect(stored([drawn(), scaled])).toEqual(['w0']);
+  });
+
+  it('a streamed piece of the wrong length fails the write and leaves no file', () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'convspec-streamed-'));
+    try {
+      const file = path.join(folder, 'bad.bin');
+      expect(() => writeFileAtomic(file, [Uint8Array.of(1), { byteLength: 8, pieces: () => [new Uint8Array(4)] }])).toThrow(/4 bytes, not 8/);
+      expect(fs.readdirSync(folder)).toEqual([]);
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
