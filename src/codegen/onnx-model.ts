@@ -14,11 +14,15 @@
  *   instead of protobufjs's bare `RangeError`s.
  * - `tensorProtoToArray` turns a `TensorProto` into a typed array of the matching element type.
  */
-import onnxProto from 'onnx-proto';
+import { createRequire } from 'node:module';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import type { StreamedBytes } from '../runtime/data/atomic-write.js';
 
-const { onnx } = onnxProto;
+/**
+ * onnx-proto's message classes, loaded with `require`: an ESM import of this CommonJS module first scans its
+ * 330 KB for named exports, which made loading it take 45 ms instead of 15 at every `compile`.
+ */
+export const { onnx } = createRequire(import.meta.url)('onnx-proto') as typeof import('onnx-proto');
 
 /** The decoded message types, re-exported so callers need not import `onnx-proto` themselves. */
 export type ModelProto = OnnxTypes.ModelProto;
@@ -129,7 +133,7 @@ export interface StreamedFloat32 {
   readonly length: number;
   /** All the values (computing and keeping them). */
   readonly data: Float32Array;
-  /** The bytes, little endian, in consecutive pieces, each valid until the next; with `elements`, only the first. */
+  /** The bytes, little endian, in pieces as StreamedBytes gives them; with `elements`, only the first ones. */
   bytes(elements?: number): Iterable<Uint8Array>;
 }
 

@@ -36,16 +36,13 @@
  * topological: weight DQs first, a graph input's Q/DQ next, a node's output Q/DQ right after it.
  * Deterministic: same graph, weights and options → same bytes.
  */
-import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import type { Diagnostic } from '../diagnostics.js';
 import type { Graph, Node } from '../ir/graph.js';
 import type { Weights } from '../ir/weights.js';
 import { quantizeBias, quantizedTensors, quantizeWeightPerChannel } from '../passes/quantize.js';
 import { emitOnnx, type EmitOnnxOptions } from './onnx.js';
-import { decodeModel, encodeModel, ONNX_DATA_TYPE } from './onnx-model.js';
-
-const { onnx } = onnxProto;
+import { decodeModel, encodeModel, onnx, ONNX_DATA_TYPE } from './onnx-model.js';
 
 export const QUANTIZATION_FORMAT_U8S8 = 'QDQ U8S8: uint8 activations (per tensor, asymmetric), int8 weights (per output channel, symmetric), int32 biases';
 export const QUANTIZATION_FORMAT_S8S8 = 'QDQ S8S8: int8 activations (per tensor, asymmetric), int8 weights (per output channel, symmetric), int32 biases';

@@ -13,8 +13,17 @@
  */
 import { HE_UNIFORM_WASM_BASE64 } from './he-uniform-wasm.js';
 
-/** Elements per chunk: the kernel's 1 MiB of memory (16 pages of 64 KiB). */
+/**
+ * Elements per chunk: 1 MiB. The kernel's 3 MiB of memory (48 pages of 64 KiB) hold three chunks: streamed pieces
+ * alternate between the first two, so a piece being written survives the drawing of the next; `drawHeUniform`
+ * copies out of the third, so it never overwrites a piece still being written.
+ */
 const CHUNK_ELEMENTS = 1 << 18;
+const STREAM_SLOTS = 2;
+const COPY_SLOT = 2;
+
+/** The slot the next streamed piece goes to (shared by every stream: pieces of consecutive tensors alternate too). */
+let nextStreamSlot = 0;
 const MULBERRY_STEP = 0x6d2b79f5;
 
 // The project's TypeScript libraries (no DOM) leave WebAssembly undeclared; this is the little used here.
@@ -55,12 +64,13 @@ function stateBefore(seed: number, index: number): number {
   return (seed + Math.imul(index, MULBERRY_STEP)) | 0;
 }
 
-/** Draws elements [first, first + count) into the kernel's memory from byte 0 (count ≤ CHUNK_ELEMENTS). */
-function drawChunk(stream: HeUniformStream, first: number, count: number): Float32Array {
+/** Draws elements [first, first + count) into chunk slot `slot` of the kernel's memory (count ≤ CHUNK_ELEMENTS). */
+function drawChunk(stream: HeUniformStream, first: number, count: number, slot: number): Float32Array {
   const { fill, memory } = loadKernel();
   const { seed, bound, rowScale } = stream;
+  const base = slot * CHUNK_ELEMENTS * 4;
   if (!rowScale) {
-    fill(0, count, stateBefore(seed, first), bound, 1);
+    fill(base, count, stateBefore(seed, first), bound, 1);
   } else {
     const rowSize = stream.rowSize!;
     let index = first;
@@ -68,28 +78,31 @@ function drawChunk(stream: HeUniformStream, first: number, count: number): Float
     while (index < end) {
       const row = Math.floor(index / rowSize);
       const rowEnd = Math.min(end, (row + 1) * rowSize);
-      fill((index - first) * 4, rowEnd - index, stateBefore(seed, index), bound, rowScale[row]!);
+      fill(base + (index - first) * 4, rowEnd - index, stateBefore(seed, index), bound, rowScale[row]!);
       index = rowEnd;
     }
   }
-  return new Float32Array(memory.buffer, 0, count);
+  return new Float32Array(memory.buffer, base, count);
 }
 
 /** Fills `target` with elements [first, first + target.length) of the stream. */
 export function drawHeUniform(target: Float32Array, stream: HeUniformStream, first = 0): void {
   for (let offset = 0; offset < target.length; offset += CHUNK_ELEMENTS) {
     const count = Math.min(CHUNK_ELEMENTS, target.length - offset);
-    target.set(drawChunk(stream, first + offset, count), offset);
+    target.set(drawChunk(stream, first + offset, count, COPY_SLOT), offset);
   }
 }
 
 /**
  * The first `length` elements of the stream as float32 bytes (little endian, this host's order: callers check),
- * 1 MiB at a time. Each piece is a view of the kernel's memory, valid until the next piece is asked for.
+ * 1 MiB at a time. Each piece is a view of the kernel's memory: it stays valid while the next piece is drawn (of
+ * this stream or any other), so a writer can write one while the next is computed, and until a second one is.
  */
 export function* heUniformBytes(stream: HeUniformStream, length: number): Generator<Uint8Array> {
   for (let first = 0; first < length; first += CHUNK_ELEMENTS) {
-    const chunk = drawChunk(stream, first, Math.min(CHUNK_ELEMENTS, length - first));
+    const slot = nextStreamSlot;
+    nextStreamSlot = (nextStreamSlot + 1) % STREAM_SLOTS;
+    const chunk = drawChunk(stream, first, Math.min(CHUNK_ELEMENTS, length - first), slot);
     yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
 }

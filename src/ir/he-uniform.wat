@@ -8,7 +8,7 @@
 ;;
 ;; Rebuild the embedded bytes (he-uniform-wasm.ts) with `node scripts/build-wasm.mjs`; a test checks they match.
 (module
-  (memory (export "memory") 16)
+  (memory (export "memory") 48)
 
   ;; One draw as float32 bits' source: the mixed 32-bit value of state s.
   (func $mix (param $s i32) (result i32)

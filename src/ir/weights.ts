@@ -107,8 +107,8 @@ export class DrawnWeight implements WeightTensor {
   }
 
   /**
-   * The float32 bytes (little endian on little-endian hosts) in 1 MiB pieces, each valid until the next; with
-   * `elements`, only that many from the start.
+   * The float32 bytes (little endian on little-endian hosts) in 1 MiB pieces, each valid while the next is drawn,
+   * until a second one is (see heUniformBytes); with `elements`, only that many from the start.
    */
   bytes(elements = this.length): Iterable<Uint8Array> {
     const count = Math.min(elements, this.length);

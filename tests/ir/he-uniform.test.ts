@@ -85,6 +85,22 @@ describe('he-uniform kernel', () => {
   });
 });
 
+describe('he-uniform streaming memory', () => {
+  it('keeps a piece intact while the next is drawn, across streams and around drawHeUniform', () => {
+    const a: HeUniformStream = { seed: 1, bound: 1 };
+    const b: HeUniformStream = { seed: 2, bound: 1 };
+    const pieces = heUniformBytes(a, 300_000)[Symbol.iterator]();
+    pieces.next();
+    const last = pieces.next().value as Uint8Array; // a's second (last) piece
+    const copy = last.slice();
+    const next = heUniformBytes(b, 10)[Symbol.iterator]().next().value as Uint8Array; // b's first piece
+    drawHeUniform(new Float32Array(300_000), b);
+    expect(Buffer.from(last).equals(Buffer.from(copy))).toBe(true);
+    expect(next.buffer).toBe(last.buffer);
+    expect(next.byteOffset).not.toBe(last.byteOffset);
+  });
+});
+
 describe('DrawnWeight', () => {
   const stream: HeUniformStream = { seed: 42, bound: 0.3 };
 

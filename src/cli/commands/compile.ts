@@ -15,7 +15,7 @@ import type { Graph } from '../../ir/graph.js';
 import { initializeWeights, type Weights } from '../../ir/weights.js';
 import { resolvePassList, runPasses } from '../../passes/manager.js';
 import '../../passes/index.js';
-import { writeFileAtomic } from '../../runtime/data/atomic-write.js';
+import { writeFileAtomicAsync } from '../../runtime/data/atomic-write.js';
 import { loadWeightsFile, type WeightNameMapping } from '../../runtime/weights-file.js';
 import { countSummary, EXIT, printDiagnostics, type Output } from '../output.js';
 
@@ -126,7 +126,7 @@ export async function runCompile(file: string, options: CompileOptions, output: 
       return EXIT.inputErrors;
     }
     const target = path.join(options.out, `${prepared.graph.name}.onnx`);
-    writeFileAtomic(target, emitted.encoded.segments);
+    await writeFileAtomicAsync(target, emitted.encoded.segments);
     output.out(`wrote ${target} (${describeBytes(emitted.encoded.byteLength)}, opset ${options.opset ?? 17}, ${prepared.graph.nodes.length} layers)`);
     return EXIT.ok;
   }
