@@ -165,7 +165,7 @@ async function libraryBreakdown(ctx) {
   if (result.code !== 0) return undefined;
   try {
     const p = JSON.parse(result.stdout.trim().split('\n').at(-1));
-    return `ResNet-50 through the library, one run: loading modules ${p.load_s} s, elaborate ${p.elaborate_s} s, initialise weights ${p.weights_s} s, emit ONNX ${p.emit_s} s, write ${p.write_s} s (${(p.bytes / 1e6).toFixed(1)} MB).`;
+    return `ResNet-50 through the library, one run: loading modules ${p.load_s} s, elaborate ${p.elaborate_s} s, set up the weights ${p.weights_s} s, emit ONNX ${p.emit_s} s, write ${p.write_s} s (${(p.bytes / 1e6).toFixed(1)} MB; the He-uniform weights are drawn as they are written, so the write includes drawing them).`;
   } catch {
     return undefined;
   }

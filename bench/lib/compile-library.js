@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * What `convspec compile SPEC --target onnx -o DIR` does, through the library, as one process:
- * elaborate the spec, initialise the weights (He normal, as a fresh compile without --weights), emit ONNX
- * (opset 17) and write `DIR/<Model>.onnx`. The benchmark times this whole process next to PyTorch's build +
+ * elaborate the spec, initialise the weights (He uniform, as a fresh compile without --weights: drawn as the file
+ * is written), emit ONNX (opset 17) and write `DIR/<Model>.onnx`. The benchmark times this whole process next to PyTorch's build +
  * export while the CLI command is not there, and as a second figure once it is.
  *
  *   node bench/lib/compile-library.js SPEC DIR [--random]
@@ -36,7 +36,7 @@ const t0 = performance.now();
 const elaborate = await load('elaborate/elaborate.js', 'elaborate');
 const makeWeights = await load('ir/weights.js', random ? 'randomWeights' : 'initializeWeights');
 const emitOnnx = await load('codegen/onnx.js', 'emitOnnx');
-const writeFileAtomic = await load('runtime/data/atomic-write.js', 'writeFileAtomic');
+const writeFileAtomicAsync = await load('runtime/data/atomic-write.js', 'writeFileAtomicAsync');
 const t1 = performance.now();
 const elaborated = elaborate(spec);
 const errors = elaborated.diagnostics.filter((d) => d.severity === 'error');
@@ -56,7 +56,7 @@ if (emitErrors.length) {
 const t4 = performance.now();
 mkdirSync(outDir, { recursive: true });
 const file = path.join(outDir, `${elaborated.graph.name}.onnx`);
-writeFileAtomic(file, emitted.encoded.segments);
+await writeFileAtomicAsync(file, emitted.encoded.segments);
 const t5 = performance.now();
 const s = (a, b) => Math.round(b - a) / 1000;
 console.log(JSON.stringify({ model: elaborated.graph.name, file, bytes: emitted.encoded.byteLength, load_s: s(t0, t1), elaborate_s: s(t1, t2), weights_s: s(t2, t3), emit_s: s(t3, t4), write_s: s(t4, t5) }));
