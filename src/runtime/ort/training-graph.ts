@@ -28,20 +28,23 @@
  *   batch norm   training mode: dX = γr·(dY − mean dY) − d·(γr³·mean(dY·d)) with d = X − μ, r = 1/√(σ² + ε)
  *                (see batchNormBackward); dγ = r·Σ dY·d, dβ = Σ dY; frozen (running statistics): dX = dY·γ/√(σ²_run + ε);
  *   max pool     the forward's argmax indices: MaxUnpool for disjoint windows, else a scatter-add into zeros;
- *   avg pool     ConvTranspose of dY/count with a ones kernel per channel (count: elements each window averages);
+ *   avg pool     ConvTranspose of dY/count with a ones kernel per channel (count: elements each window averages,
+ *                as the tfjs engine counts them; in ceil mode the forward too is written with those counts);
  *   activations  from the output (ReLU, ReLU6, sigmoid, tanh, ELU, softmax) or the input (leaky ReLU, swish,
  *                hard sigmoid, hard swish, GELU);
  *   global max   dY to every element equal to its channel's maximum (tfjs's rule, ties included);
- *   pad          constant padding: dY without the padded border;
+ *   pad          dY without the padded border, plus for edge padding each border summed onto its edge element
+ *                and for reflect padding each border flipped onto the elements it mirrors;
  *   upsample     nearest by whole factors: each block of copies summed (an average pool times the block size);
+ *                linear: the transposed interpolation matrix of each axis applied to dY (MatMul);
  *   dropout      dX = dY·mask;  add/mul/concat/flatten/reshape/global average pool: their adjoints.
  * Gradient contributions to one tensor (a residual's fork) are summed. Backward ops are emitted only for tensors
  * that lie between a trained parameter and the loss.
  *
  * The loss is cross-entropy, binary cross-entropy or MSE, as ../tfjs/losses.ts computes them. Symbolic sample sizes
- * of the input (`f32[N, 1, H, W]`) take the data's sizes (`sampleDims`). Ops outside this list (reflect/edge
- * padding, linear upsampling, ceil-mode average pooling) raise `TrainingGraphError`: the trainer then says to use
- * the tfjs engine.
+ * of the input (`f32[N, 1, H, W]`) take the data's sizes (`sampleDims`). A graph outside this (an output other than
+ * class scores [N, K], ranks an element-wise op would broadcast across) raises `TrainingGraphError`: the trainer
+ * then says to use the tfjs engine.
  */
 import { convAttributes as exportedConvAttributes, setInts } from '../../codegen/onnx.js';
 import { attr, OnnxGraphBuilder, type OnnxAttributeValue, type OnnxTypedArray } from '../../codegen/onnx-model.js';
@@ -179,7 +182,10 @@ class StepBuilder {
     for (const node of graph.nodes) this.forward(node);
 
     const logitsShape = this.shapes.get(output.value)!;
-    if (logitsShape.length < 1 || logitsShape.slice(1).some((d) => d !== 1)) throw new TrainingGraphError(`output '${output.name}' must be class scores [N, K]`);
+    if (logitsShape.length < 1 || logitsShape.slice(1).some((d) => d !== 1)) {
+      const producer = graph.nodes.find((n) => n.name === output.value);
+      throw new TrainingGraphError(`output '${output.name}'${producer ? ` (${where(producer)})` : ''} must be class scores [N, K], not [N, ${logitsShape.join(', ')}]`);
+    }
     const classes = logitsShape[0]!;
     this.b.addInput(STEP_INPUT.targets, 'float32', ['N', classes]);
     const logits = logitsShape.length === 1 ? output.value : this.op('Reshape', [output.value, this.int64s([0, classes])]);
@@ -326,6 +332,16 @@ class StepBuilder {
         return;
       }
       case 'avgpool': {
+        if (node.ceilMode) {
+          // the windows' sums over the input padded with zeros past the last window, times ∏k / count per window:
+          // the tfjs engine's formulation (ops.ts), whose divisors ONNX's AveragePool in ceil mode need not share
+          const { padding, counts } = this.averageWindows(node, inputShape.slice(1), outputShape.slice(1));
+          const padded = this.op('Pad', [inputs[0]!, this.int64s([0, 0, ...padding.begin, 0, 0, ...padding.end])]);
+          const sums = this.op('AveragePool', [padded], { kernel_shape: attr.ints(node.kernel), strides: attr.ints(node.stride) });
+          const factors = counts.map((count) => product(node.kernel) / count);
+          emit('Mul', [sums, this.constant(`avgpool_factors/${node.name}`, [1, 1, ...outputShape.slice(1)], factors)]);
+          return;
+        }
         const attributes = this.poolAttributes(node);
         if (node.countIncludePad) attributes['count_include_pad'] = attr.int(1);
         emit('AveragePool', [inputs[0]!], attributes);
@@ -338,9 +354,8 @@ class StepBuilder {
         emit('GlobalMaxPool', [inputs[0]!]);
         return;
       case 'pad': {
-        if (node.mode !== 'constant') this.unsupported(node, `${node.mode} padding`);
         const pads = this.int64s([0, 0, ...node.padding.begin, 0, 0, ...node.padding.end]);
-        emit('Pad', node.value === 0 ? [inputs[0]!, pads] : [inputs[0]!, pads, this.scalar(node.value)], { mode: attr.string('constant') });
+        emit('Pad', node.mode === 'constant' && node.value !== 0 ? [inputs[0]!, pads, this.scalar(node.value)] : [inputs[0]!, pads], { mode: attr.string(node.mode) });
         return;
       }
       case 'dropout': {
@@ -369,9 +384,12 @@ class StepBuilder {
         emit('Concat', inputs, { axis: attr.int(node.axis < 0 ? node.axis + rank : node.axis) });
         return;
       case 'upsample': {
-        if (node.mode !== 'nearest' || !node.scale.every((f) => Number.isInteger(f) && f >= 1)) this.unsupported(node, 'upsampling other than nearest by whole factors');
         const scales = this.constant(`scales[${node.scale.join(',')}]`, [rank], new Float32Array([1, 1, ...node.scale]));
-        emit('Resize', [inputs[0]!, '', scales], { mode: attr.string('nearest'), coordinate_transformation_mode: attr.string('asymmetric'), nearest_mode: attr.string('floor') });
+        const attributes: Record<string, OnnxAttributeValue> =
+          node.mode === 'nearest'
+            ? { mode: attr.string('nearest'), coordinate_transformation_mode: attr.string('asymmetric'), nearest_mode: attr.string('floor') }
+            : { mode: attr.string('linear'), coordinate_transformation_mode: attr.string('half_pixel') };
+        emit('Resize', [inputs[0]!, '', scales], attributes);
         return;
       }
       case 'flatten':
@@ -386,13 +404,9 @@ class StepBuilder {
     }
   }
 
-  /**
-   * Pool attributes. Ceil mode is refused for average pooling (its extra windows would need their own divisor
-   * counts); max pooling's gradient follows the argmax indices whatever the windows.
-   */
+  /** Pool attributes (max pooling's gradient follows the argmax indices whatever the windows). */
   private poolAttributes(node: NodeOf<'maxpool' | 'avgpool'>): Record<string, OnnxAttributeValue> {
     const padding = this.explicitPadding(node);
-    if (node.ceilMode && node.op === 'avgpool') this.unsupported(node, 'ceil-mode average pooling');
     const attributes: Record<string, OnnxAttributeValue> = { kernel_shape: attr.ints(node.kernel), strides: attr.ints(node.stride), pads: attr.ints([...padding.begin, ...padding.end]) };
     if (node.ceilMode) attributes['ceil_mode'] = attr.int(1);
     return attributes;
@@ -591,19 +605,16 @@ class StepBuilder {
         if (wantsInput()) this.contribute(x, this.op('Mul', [dy, this.op('Cast', [this.op('Equal', [x, node.name])], { to: attr.int(1) })]));
         return;
       case 'pad':
-        // the gradient of the original elements: dY without the padding
-        if (wantsInput()) {
-          const axes = range(2, rank);
-          const starts = node.padding.begin;
-          const ends = axes.map((_, i) => starts[i]! + inputShape[i + 1]!);
-          this.contribute(x, this.op('Slice', [dy, this.int64s(starts), this.int64s(ends), this.int64s(axes)]));
-        }
+        if (wantsInput()) this.contribute(x, this.padBackward(node, dy, inputShape));
         return;
       case 'upsample':
-        // each input element was copied into a block of Πscale outputs: sum the block (an average pool times its size)
-        if (wantsInput()) {
+        if (!wantsInput()) return;
+        if (node.mode === 'nearest') {
+          // each input element was copied into a block of Πscale outputs: sum the block (an average pool times its size)
           const pooled = this.op('AveragePool', [dy], { kernel_shape: attr.ints(node.scale), strides: attr.ints(node.scale) });
           this.contribute(x, this.op('Mul', [pooled, this.scalar(product(node.scale))]));
+        } else {
+          this.contribute(x, this.linearUpsampleBackward(node, dy, inputShape, outputShape));
         }
         return;
       case 'global_avgpool':
@@ -827,26 +838,97 @@ class StepBuilder {
     }
   }
 
+  /**
+   * ∂L/∂X of a pad, one spatial axis at a time (the padding of each axis is a separate linear map): the original
+   * elements' own gradient, plus, for edge padding, the sum of each border's gradient on the edge element, and for
+   * reflect padding each border's gradient flipped onto the elements it mirrors (x[1…p] and x[n−1−p…n−2]).
+   */
+  private padBackward(node: NodeOf<'pad'>, dy: string, inputShape: readonly number[]): string {
+    let gradient = dy;
+    node.padding.begin.forEach((before, i) => {
+      const after = node.padding.end[i]!;
+      const axis = i + 2;
+      const size = inputShape[i + 1]!;
+      const slice = (start: number, end: number, step = 1) => this.op('Slice', [gradient, this.int64s([start]), this.int64s([end]), this.int64s([axis]), this.int64s([step])]);
+      // a border of `width` elements along the axis, zero-padded to the axis' size with `offset` zeros before it
+      const placed = (border: string, offset: number, width: number) => {
+        const pads = new Array<number>(2 * (inputShape.length + 1)).fill(0);
+        pads[axis] = offset;
+        pads[inputShape.length + 1 + axis] = size - offset - width;
+        return this.op('Pad', [border, this.int64s(pads)]);
+      };
+      let result = slice(before, before + size);
+      if (node.mode === 'edge') {
+        const sum = (start: number, end: number) => this.op('ReduceSum', [slice(start, end), this.int64s([axis])], { keepdims: attr.int(1) });
+        if (before > 0) result = this.op('Add', [result, placed(sum(0, before), 0, 1)]);
+        if (after > 0) result = this.op('Add', [result, placed(sum(before + size, before + size + after), size - 1, 1)]);
+      } else if (node.mode === 'reflect') {
+        // reversed slices (step −1): dY[before − 1 … 0] lands on x[1 … before], dY[end − 1 … before + size] on x[size − 1 − after … size − 2]
+        if (before > 0) result = this.op('Add', [result, placed(slice(before - 1, -(before + size + after) - 1, -1), 1, before)]);
+        if (after > 0) result = this.op('Add', [result, placed(slice(before + size + after - 1, before + size - 1, -1), size - 1 - after, after)]);
+      }
+      gradient = result;
+    });
+    return gradient;
+  }
+
+  /**
+   * ∂L/∂X of a linear upsampling. The forward is separable: along each spatial axis, out = A·in with A the
+   * interpolation matrix of ONNX's half-pixel rule (src = (i + ½)/s − ½, clamped to [0, n − 1], two neighbours
+   * weighted by distance) — the Resize node above and tfjs's resizeBilinear(halfPixelCenters). The gradient applies
+   * Aᵀ along each axis: the tensor viewed as [−1, out, rest], multiplied by Aᵀ (MatMul broadcasts it).
+   */
+  private linearUpsampleBackward(node: NodeOf<'upsample'>, dy: string, inputShape: readonly number[], outputShape: readonly number[]): string {
+    let gradient = dy;
+    const sizes = outputShape.slice(1);
+    node.scale.forEach((scale, i) => {
+      const inSize = inputShape[i + 1]!;
+      const outSize = outputShape[i + 1]!;
+      const transposed = new Float32Array(inSize * outSize); // Aᵀ: [in, out]
+      for (let o = 0; o < outSize; o++) {
+        const source = Math.min(Math.max((o + 0.5) / scale - 0.5, 0), inSize - 1);
+        const low = Math.floor(source);
+        const high = Math.min(low + 1, inSize - 1);
+        transposed[low * outSize + o] += 1 - (source - low);
+        transposed[high * outSize + o] += source - low;
+      }
+      const matrix = this.constant(`upsample_linear/${node.name}/${i}`, [inSize, outSize], transposed);
+      const rest = product(sizes.slice(i + 1));
+      gradient = this.op('MatMul', [matrix, this.op('Reshape', [gradient, this.int64s([-1, outSize, rest])])]);
+      sizes[i] = inSize;
+    });
+    return this.op('Reshape', [gradient, this.op('Shape', [node.inputs[0]!])]);
+  }
+
+  /**
+   * An average pool's windows as the tfjs engine (ops.ts) counts them: the padding, its end grown to hold the last
+   * window of ceil mode, and per output position the number of elements averaged — those inside the input, or
+   * inside the padded input with count_include_pad (never the part a ceil-mode window reaches past it).
+   */
+  private averageWindows(node: NodeOf<'maxpool' | 'avgpool'>, spatialIn: readonly number[], spatialOut: readonly number[]): { padding: Padding; counts: Float32Array } {
+    const declared = this.explicitPadding(node);
+    const end = declared.end.map((e, i) => Math.max(e, (spatialOut[i]! - 1) * node.stride[i]! + node.kernel[i]! - spatialIn[i]! - declared.begin[i]!));
+    const counts = new Float32Array(product(spatialOut));
+    counts.forEach((_, flat) => {
+      let count = 1;
+      unravel(flat, spatialOut).forEach((position, axis) => {
+        const start = position * node.stride[axis]! - declared.begin[axis]!;
+        const low = node.countIncludePad ? -declared.begin[axis]! : 0;
+        const high = node.countIncludePad ? spatialIn[axis]! + declared.end[axis]! : spatialIn[axis]!;
+        count *= Math.max(0, Math.min(start + node.kernel[axis]!, high) - Math.max(start, low));
+      });
+      counts[flat] = count;
+    });
+    return { padding: { begin: declared.begin, end }, counts };
+  }
+
+  /** ∂L/∂X of an average pool: dY / count spread over each window (a transposed conv with a kernel of ones). */
   private avgPoolBackward(node: NodeOf<'maxpool' | 'avgpool'>, dy: string, inputShape: readonly number[], outputShape: readonly number[]): string {
-    const padding = this.explicitPadding(node);
     const channels = inputShape[0]!;
     const spatialIn = inputShape.slice(1);
     const spatialOut = outputShape.slice(1);
-    // how many values each window averages: the whole window, or the part inside the input
-    const counts = new Float32Array(product(spatialOut));
-    counts.forEach((_, flat) => {
-      let rest = flat;
-      let count = 1;
-      for (let axis = spatialOut.length - 1; axis >= 0; axis--) {
-        const position = rest % spatialOut[axis]!;
-        rest = Math.floor(rest / spatialOut[axis]!);
-        const start = position * node.stride[axis]! - padding.begin[axis]!;
-        const end = start + node.kernel[axis]!;
-        count *= node.countIncludePad ? node.kernel[axis]! : Math.min(end, spatialIn[axis]!) - Math.max(start, 0);
-      }
-      counts[flat] = 1 / count;
-    });
-    const inverseCounts = this.constant(`avgpool_counts/${node.name}`, [1, 1, ...spatialOut], counts);
+    const { padding, counts } = this.averageWindows(node, spatialIn, spatialOut);
+    const inverseCounts = this.constant(`avgpool_counts/${node.name}`, [1, 1, ...spatialOut], counts.map((count) => 1 / count));
     const ones = this.constant(`ones[${channels},${node.kernel.join('x')}]`, [channels, 1, ...node.kernel], new Float32Array(channels * product(node.kernel)).fill(1));
     const outputPadding = node.kernel.map((kernel, i) => spatialIn[i]! + padding.begin[i]! + padding.end[i]! - ((spatialOut[i]! - 1) * node.stride[i]! + kernel));
     const window = { kernel: node.kernel, stride: node.stride, dilation: node.kernel.map(() => 1), groups: channels };
