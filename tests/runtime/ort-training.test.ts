@@ -183,7 +183,7 @@ describe('the step graph computes what the tape computes', () => {
     await compareWithTape(graph, 3, 9, 1, 2e-4, { sampleDims: [1, 9, 8] });
   });
 
-  it('property: random conv stacks (kernel, stride, dilation, groups, padding, 1D to 3D) match the tape', async () => {
+  it('property: random conv stacks (kernel, stride, dilation, groups, padding, 1D to 3D; a pad, pool or upsampling between) match the tape', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.record({
@@ -197,13 +197,31 @@ describe('the step graph computes what the tape computes', () => {
           batchNorm: fc.boolean(),
           seed: fc.integer({ min: 0, max: 1000 }),
           threads: fc.constantFrom(1, 2),
+          between: fc.record({
+            kind: fc.constantFrom('none', 'pad', 'avgpool', 'upsample'),
+            mode: fc.constantFrom('constant', 'reflect', 'edge'),
+            a: fc.integer({ min: 0, max: 2 }),
+            b: fc.integer({ min: 0, max: 2 }),
+            flag: fc.boolean(),
+            other: fc.boolean(),
+          }),
         }),
-        async ({ rank, groups, kernel, stride, dilation, pads, bias, batchNorm, seed, threads }) => {
+        async ({ rank, groups, kernel, stride, dilation, pads, bias, batchNorm, seed, threads, between }) => {
           const size = rank === 3 ? 5 : 7;
           const input = ['N', 2, ...new Array<number>(rank).fill(size)].join(', ');
-          const pad = `[${new Array<string>(rank).fill(`[${pads[0]}, ${pads[1]}]`).join(', ')}]`;
-          const conv = `conv(4, ${kernel}, stride: ${stride}, dilation: ${dilation}, groups: ${groups}, pad: ${pad}, bias: ${bias})`;
-          const body = `  logits = x -> ${conv}${batchNorm ? ' -> bn' : ''} -> relu -> conv(4, ${kernel}, groups: ${groups}, pad: same) -> flatten -> dense(3)`;
+          const perAxis = (text: string) => `[${new Array<string>(rank).fill(text).join(', ')}]`;
+          const conv = `conv(4, ${kernel}, stride: ${stride}, dilation: ${dilation}, groups: ${groups}, pad: ${perAxis(`[${pads[0]}, ${pads[1]}]`)}, bias: ${bias})`;
+          // the first conv's output size, which bounds what may come between (reflect pads below it, pool windows within it)
+          const out = Math.floor((size + pads[0]! + pads[1]! - dilation * (kernel - 1) - 1) / stride) + 1;
+          const { a, b, flag, other } = between;
+          const window = Math.min(2 + (a % 2), out);
+          const middle = {
+            none: '',
+            pad: ` -> pad(${perAxis(between.mode === 'reflect' ? `[${Math.min(a, out - 1)}, ${Math.min(b, out - 1)}]` : `[${a}, ${b}]`)}, mode: ${between.mode})`,
+            avgpool: ` -> avgpool(${window}, stride: ${1 + (b % 2)}, pad: ${Math.min(a, Math.floor(window / 2))}, ceil: ${flag}, count_include_pad: ${other})`,
+            upsample: ` -> upsample(${2 + (a % 2)}, mode: ${flag ? 'linear' : 'nearest'})`,
+          }[between.kind];
+          const body = `  logits = x -> ${conv}${batchNorm ? ' -> bn' : ''} -> relu${middle} -> conv(4, ${kernel}, groups: ${groups}, pad: same) -> flatten -> dense(3)`;
           // 1e-3: a training-mode batch norm over few values per channel amplifies float32 rounding differences
           await compareWithTape(classifier(input, body), 4, seed, threads, 1e-3);
         },

@@ -170,6 +170,7 @@ const CASES: Array<[title: string, input: string, chain: string, training?: bool
   ['upsample linear', 'N, 2, 3, 4', 'upsample([3, 2], mode: linear)'],
   ['upsample linear 3D', 'N, 2, 2, 3, 2', 'upsample(2, mode: linear)'],
   ['pad reflect, edge, constant', 'N, 2, 4, 5', 'pad([[1, 2], [2, 1]], mode: reflect) -> pad([[2, 0], [0, 1]], mode: edge) -> pad(1, value: 0.5)'],
+  ['pad 3D reflect and edge (no tile: tfjs has no rank-5 tile gradient)', 'N, 1, 3, 3, 4', 'pad([[1, 1], [0, 2], [2, 0]], mode: reflect) -> pad([[2, 0], [0, 1], [1, 1]], mode: edge)'],
   ['reshape, dense', 'N, 2, 3, 4', 'reshape([4, 6]) -> flatten -> dense(5)'],
 ];
 

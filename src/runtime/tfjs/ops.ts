@@ -53,7 +53,7 @@
  * running = momentum·running + (1 − momentum)·batch (Keras/ONNX: momentum weighs the old value; the biased batch
  * variance, as ONNX's BatchNormalization training mode uses; PyTorch would use the unbiased one).
  *
- * Pad op: constant via tf.pad; reflect and edge from slices, reverses, tiles and a concat (tfjs's MirrorPad
+ * Pad op: constant via tf.pad; reflect and edge from slices, reverses and concats (tfjs's MirrorPad
  * gradient keeps only the centre slice and drops the reflected contributions).
  *
  * Upsampling by integer scales, matching ONNX Resize as ONNX Runtime runs it:
@@ -779,7 +779,8 @@ function padOp(node: NodeOf<'pad'>, x: tf.Tensor): tf.Tensor {
       size[axis] = count;
       return tf.slice(y, from, size);
     };
-    const repeat = (slab: tf.Tensor, times: number): tf.Tensor => tf.tile(slab, slab.shape.map((_, a) => (a === axis ? times : 1)));
+    // copies joined, not tf.tile: tfjs has no tile gradient for rank-5 tensors (3D edge padding)
+    const repeat = (slab: tf.Tensor, times: number): tf.Tensor => (times === 1 ? slab : tf.concat(new Array<tf.Tensor>(times).fill(slab), axis));
     const parts: tf.Tensor[] = [];
     if (node.mode === 'reflect') {
       if (b >= length || e >= length) throw new LoweringError(node.name, `reflect padding of ${Math.max(b, e)} needs more than ${length} elements on axis ${axis + 1}`);
