@@ -133,8 +133,10 @@ export interface StreamedFloat32 {
   readonly length: number;
   /** All the values (computing and keeping them). */
   readonly data: Float32Array;
-  /** The bytes, little endian, in pieces as StreamedBytes gives them; with `elements`, only the first ones. */
-  bytes(elements?: number): Iterable<Uint8Array>;
+  /** The bytes, little endian, in pieces as StreamedBytes gives them (the file writer streams them). */
+  bytes(): Iterable<Uint8Array>;
+  /** A copy of the first `elements` values. */
+  head(elements: number): Float32Array;
 }
 
 function isStreamed(data: OnnxTypedArray | StreamedFloat32): data is StreamedFloat32 {
@@ -352,9 +354,8 @@ function rawBytes(tensor: OnnxTypes.ITensorProto, limit = Number.POSITIVE_INFINI
   const streamed = streamedRawData.get(tensor);
   if (!streamed) return Buffer.from(tensor.rawData!.buffer, tensor.rawData!.byteOffset, Math.min(limit, tensor.rawData!.byteLength));
   if (limit >= streamed.length * 4) return Buffer.from(streamed.data.buffer, streamed.data.byteOffset, streamed.data.byteLength);
-  const pieces: Buffer[] = [];
-  for (const piece of streamed.bytes(Math.ceil(limit / 4))) pieces.push(Buffer.from(piece)); // copied: valid until the next
-  return Buffer.concat(pieces);
+  const head = streamed.head(Math.ceil(limit / 4));
+  return Buffer.from(head.buffer, head.byteOffset, head.byteLength);
 }
 
 function equalRawData(a: OnnxTypes.ITensorProto, b: OnnxTypes.ITensorProto): boolean {

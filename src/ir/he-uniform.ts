@@ -97,6 +97,7 @@ export function drawHeUniform(target: Float32Array, stream: HeUniformStream, fir
  * The first `length` elements of the stream as float32 bytes (little endian, this host's order: callers check),
  * 1 MiB at a time. Each piece is a view of the kernel's memory: it stays valid while the next piece is drawn (of
  * this stream or any other), so a writer can write one while the next is computed, and until a second one is.
+ * The slots are shared: one consumer at a time (writeFileAtomicAsync runs streamed writes in turn).
  */
 export function* heUniformBytes(stream: HeUniformStream, length: number): Generator<Uint8Array> {
   for (let first = 0; first < length; first += CHUNK_ELEMENTS) {

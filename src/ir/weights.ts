@@ -108,12 +108,19 @@ export class DrawnWeight implements WeightTensor {
 
   /**
    * The float32 bytes (little endian on little-endian hosts) in 1 MiB pieces, each valid while the next is drawn,
-   * until a second one is (see heUniformBytes); with `elements`, only that many from the start.
+   * until a second one is (see heUniformBytes: one such stream consumer at a time).
    */
-  bytes(elements = this.length): Iterable<Uint8Array> {
-    const count = Math.min(elements, this.length);
-    if (!this.unread) return [new Uint8Array(this.#data!.buffer, this.#data!.byteOffset, count * 4)];
-    return heUniformBytes(this.stream, count);
+  bytes(): Iterable<Uint8Array> {
+    if (!this.unread) return [new Uint8Array(this.#data!.buffer, this.#data!.byteOffset, this.#data!.byteLength)];
+    return heUniformBytes(this.stream, this.length);
+  }
+
+  /** A copy of the first `elements` values (drawn alone when unread: nothing else is drawn or kept). */
+  head(elements: number): Float32Array {
+    if (!this.unread) return this.#data!.slice(0, elements);
+    const values = new Float32Array(Math.min(elements, this.length));
+    drawHeUniform(values, this.stream);
+    return values;
   }
 }
 

@@ -13,7 +13,7 @@ import { emitOnnx } from '../../src/codegen/onnx.js';
 import { DrawnWeight, initializeWeights, type WeightTensor, type Weights } from '../../src/ir/weights.js';
 import { resolvePassList, runPasses } from '../../src/passes/manager.js';
 import '../../src/passes/index.js';
-import { writeFileAtomic } from '../../src/runtime/data/atomic-write.js';
+import { writeFileAtomic, writeFileAtomicAsync } from '../../src/runtime/data/atomic-write.js';
 import { compileSpec } from '../../src/testing.js';
 
 const graph = compileSpec(`model Fresh {
@@ -58,6 +58,30 @@ describe('fresh weights, drawn as the file is written', () => {
       writeFileAtomic(file, emitted.encoded.segments);
       expect(Buffer.from(fs.readFileSync(file)).equals(Buffer.from(expected))).toBe(true);
       expect(Buffer.from(concatenateSegments(emitted.encoded)).equals(Buffer.from(expected))).toBe(true);
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('several models written at once', () => {
+  it('each file is the one its held weights give: streamed writes share the drawing memory, one at a time', async () => {
+    const other = compileSpec(`model Other {
+  input image: f32[N, 8, 12, 12]
+  y = image -> conv(128, 3, pad: 1) -> bn -> relu -> conv(96, 3) -> flatten -> dense(4)
+  output y
+}`).graph!;
+    const models = [graph, other, graph].map((g, i) => {
+      const fresh = runPasses(g, initializeWeights(g, 11 + i), passes, {});
+      const held = runPasses(g, new Map([...initializeWeights(g, 11 + i)].map(([n, t]) => [n, { shape: t.shape, data: t.data.slice() }])), passes, {});
+      return { fresh, expected: emitOnnx(held.graph, held.weights!).bytes };
+    });
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'convspec-streamed-'));
+    try {
+      // emitted one after the other (emitting draws the heads of large tensors to compare them), written together
+      const files = models.map((m, i) => ({ file: path.join(folder, `m${i}.onnx`), segments: emitOnnx(m.fresh.graph, m.fresh.weights!).encoded.segments }));
+      await Promise.all(files.map(({ file, segments }) => writeFileAtomicAsync(file, segments)));
+      files.forEach(({ file }, i) => expect(Buffer.from(fs.readFileSync(file)).equals(Buffer.from(models[i]!.expected)), file).toBe(true));
     } finally {
       fs.rmSync(folder, { recursive: true, force: true });
     }

@@ -97,10 +97,28 @@ async function writeAll(handle: FileHandle, buffers: Uint8Array[]): Promise<void
  * each piece is written while the next is computed, small pieces are gathered into one write, and the data is
  * synced to disk in the background every 8 MiB (of 4–32 MiB, the fastest here), so the final fsync finds little left to do. For ResNet-50's
  * 100 MB this took the drawing, writing and syncing from about 135 ms to 75 ms here (two cores). Same guarantees:
- * the file appears complete, by rename, or not at all.
+ * the file appears complete, by rename, or not at all. Writes with streamed segments run one at a time.
  */
 export async function writeFileAtomicAsync(filePath: string, bytes: Segments): Promise<void> {
   const segments = bytes instanceof Uint8Array ? [bytes] : bytes;
+  if (segments.every((segment) => segment instanceof Uint8Array)) return writeSegments(filePath, segments);
+  // Streamed pieces may share memory across producers (the He-uniform kernel's two slots serve every tensor):
+  // writes with streamed segments take turns, each finishing before the next draws its first piece.
+  const previous = streamedWrites;
+  let done!: () => void;
+  streamedWrites = new Promise<void>((resolve) => (done = resolve));
+  try {
+    await previous;
+    await writeSegments(filePath, segments);
+  } finally {
+    done();
+  }
+}
+
+/** The last write with streamed segments to have started (resolved when it ends, whether it failed or not). */
+let streamedWrites: Promise<void> = Promise.resolve();
+
+async function writeSegments(filePath: string, segments: readonly (Uint8Array | StreamedBytes)[]): Promise<void> {
   const temporaryPath = temporaryPathFor(filePath);
   let handle: FileHandle | undefined;
   let renamed = false;
