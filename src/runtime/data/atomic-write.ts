@@ -28,39 +28,29 @@ export interface StreamedBytes {
   pieces(): Iterable<Uint8Array>;
 }
 
-type Segments = Uint8Array | readonly (Uint8Array | StreamedBytes)[];
-
 /** The temporary file beside `filePath` (same folder: same file system, so the rename is atomic). */
 function temporaryPathFor(filePath: string): string {
   return join(dirname(filePath), `.${basename(filePath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
-function checkLength(segment: Uint8Array | StreamedBytes, written: number): void {
-  if (written !== segment.byteLength) throw new Error(`internal: a streamed piece gave ${written} bytes, not ${segment.byteLength}`);
-}
 
 /**
  * Writes `bytes` to `filePath` atomically (temporary file in the same folder + fsync + rename). `bytes` may come
- * in pieces (an encoded model whose weights are views of the tensors, or drawn as they are written), written one
- * after the other.
+ * in pieces (an encoded model whose weights are views of the tensors), written one after the other. Streamed
+ * segments go through `writeFileAtomicAsync`, which keeps their turns.
  */
-export function writeFileAtomic(filePath: string, bytes: Segments): void {
-  const segments = bytes instanceof Uint8Array ? [bytes] : bytes;
+export function writeFileAtomic(filePath: string, bytes: Uint8Array | readonly Uint8Array[]): void {
+  const pieces = bytes instanceof Uint8Array ? [bytes] : bytes;
   const temporaryPath = temporaryPathFor(filePath);
   let renamed = false;
   try {
     const descriptor = openSync(temporaryPath, 'wx');
     try {
-      for (const segment of segments) {
-        let segmentBytes = 0;
-        for (const piece of segment instanceof Uint8Array ? [segment] : segment.pieces()) {
-          let written = 0;
-          while (written < piece.byteLength) {
-            written += writeSync(descriptor, piece, written, Math.min(WRITE_CHUNK_BYTES, piece.byteLength - written));
-          }
-          segmentBytes += written;
+      for (const piece of pieces) {
+        let written = 0;
+        while (written < piece.byteLength) {
+          written += writeSync(descriptor, piece, written, Math.min(WRITE_CHUNK_BYTES, piece.byteLength - written));
         }
-        checkLength(segment, segmentBytes);
       }
       fsyncSync(descriptor);
     } finally {
@@ -95,11 +85,12 @@ async function writeAll(handle: FileHandle, buffers: Uint8Array[]): Promise<void
 /**
  * `writeFileAtomic` for large files whose pieces are computed as they are written (a model with fresh weights):
  * each piece is written while the next is computed, small pieces are gathered into one write, and the data is
- * synced to disk in the background every 8 MiB (of 4–32 MiB, the fastest here), so the final fsync finds little left to do. For ResNet-50's
- * 100 MB this took the drawing, writing and syncing from about 135 ms to 75 ms here (two cores). Same guarantees:
- * the file appears complete, by rename, or not at all. Writes with streamed segments run one at a time.
+ * synced to disk in the background every 8 MiB (of 4–32 MiB, the fastest here), so the final fsync finds little
+ * left to do. For ResNet-50's 100 MB this took the drawing, writing and syncing from about 135 ms to 75 ms here
+ * (two cores). Same guarantees: the file appears complete, by rename, or not at all. Writes with streamed segments
+ * run one at a time.
  */
-export async function writeFileAtomicAsync(filePath: string, bytes: Segments): Promise<void> {
+export async function writeFileAtomicAsync(filePath: string, bytes: Uint8Array | readonly (Uint8Array | StreamedBytes)[]): Promise<void> {
   const segments = bytes instanceof Uint8Array ? [bytes] : bytes;
   if (segments.every((segment) => segment instanceof Uint8Array)) return writeSegments(filePath, segments);
   // Streamed pieces may share memory across producers (the He-uniform kernel's two slots serve every tensor):
@@ -155,7 +146,7 @@ async function writeSegments(filePath: string, segments: readonly (Uint8Array | 
         }
         segmentBytes += piece.byteLength;
       }
-      checkLength(segment, segmentBytes);
+      if (segmentBytes !== segment.byteLength) throw new Error(`internal: a streamed piece gave ${segmentBytes} bytes, not ${segment.byteLength}`);
     }
     if (batch.length > 0) await issue();
     await inFlight;
