@@ -133,10 +133,10 @@ export interface StreamedFloat32 {
   readonly length: number;
   /** All the values (computing and keeping them). */
   readonly data: Float32Array;
-  /** The bytes, little endian, in pieces as StreamedBytes gives them (the file writer streams them). */
+  /** The bytes, little endian, in pieces as StreamedBytes gives them: for writeFileAtomicAsync only. */
   bytes(): Iterable<Uint8Array>;
-  /** A copy of the first `elements` values. */
-  head(elements: number): Float32Array;
+  /** Writes elements [first, first + target.length) into `target`, without the streaming memory. */
+  read(target: Float32Array, first?: number): void;
 }
 
 function isStreamed(data: OnnxTypedArray | StreamedFloat32): data is StreamedFloat32 {
@@ -354,7 +354,8 @@ function rawBytes(tensor: OnnxTypes.ITensorProto, limit = Number.POSITIVE_INFINI
   const streamed = streamedRawData.get(tensor);
   if (!streamed) return Buffer.from(tensor.rawData!.buffer, tensor.rawData!.byteOffset, Math.min(limit, tensor.rawData!.byteLength));
   if (limit >= streamed.length * 4) return Buffer.from(streamed.data.buffer, streamed.data.byteOffset, streamed.data.byteLength);
-  const head = streamed.head(Math.ceil(limit / 4));
+  const head = new Float32Array(Math.ceil(limit / 4));
+  streamed.read(head);
   return Buffer.from(head.buffer, head.byteOffset, head.byteLength);
 }
 
@@ -582,10 +583,40 @@ export class OnnxGraphBuilder {
 // ---------------------------------------------------------------------------------------------------------
 // Encoding in pieces
 
+/**
+ * A streamed range of an encoded model (the raw data of an unread weight): written piece by piece by
+ * writeFileAtomicAsync, or copied whole into a buffer by `copyTo`, which leaves the streaming memory alone.
+ */
+export interface StreamedSegment extends StreamedBytes {
+  copyTo(target: Uint8Array): void;
+}
+
 /** An encoded model as consecutive byte ranges: the file is their concatenation. */
 export interface EncodedModel {
-  readonly segments: readonly (Uint8Array | StreamedBytes)[];
+  readonly segments: readonly (Uint8Array | StreamedSegment)[];
   readonly byteLength: number;
+}
+
+/** Elements copied at a time into a misaligned target (a float32 view needs a 4-byte-aligned offset). */
+const COPY_CHUNK_ELEMENTS = 1 << 18;
+
+function streamedSegment(streamed: StreamedFloat32): StreamedSegment {
+  return {
+    byteLength: streamed.length * 4,
+    pieces: () => streamed.bytes(),
+    copyTo(target) {
+      if (target.byteOffset % 4 === 0) {
+        streamed.read(new Float32Array(target.buffer, target.byteOffset, streamed.length));
+        return;
+      }
+      const chunk = new Float32Array(Math.min(COPY_CHUNK_ELEMENTS, streamed.length));
+      for (let first = 0; first < streamed.length; first += chunk.length) {
+        const part = chunk.subarray(0, Math.min(chunk.length, streamed.length - first));
+        streamed.read(part, first);
+        target.set(new Uint8Array(part.buffer, 0, part.byteLength), first * 4);
+      }
+    },
+  };
 }
 
 /** raw_data from this size up is referenced, not copied; smaller tensors are encoded with their message. */
@@ -607,18 +638,18 @@ function varint(value: number): number[] {
   return bytes;
 }
 
-function byteLength(parts: readonly (Uint8Array | StreamedBytes)[]): number {
+function byteLength(parts: readonly (Uint8Array | StreamedSegment)[]): number {
   return parts.reduce((sum, part) => sum + part.byteLength, 0);
 }
 
 /** A length-delimited field: tag, length, then the parts. */
-function delimited(tag: number, parts: readonly (Uint8Array | StreamedBytes)[]): (Uint8Array | StreamedBytes)[] {
+function delimited(tag: number, parts: readonly (Uint8Array | StreamedSegment)[]): (Uint8Array | StreamedSegment)[] {
   return [Uint8Array.from([tag, ...varint(byteLength(parts))]), ...parts];
 }
 
-function tensorSegments(tensor: OnnxTypes.ITensorProto): (Uint8Array | StreamedBytes)[] {
+function tensorSegments(tensor: OnnxTypes.ITensorProto): (Uint8Array | StreamedSegment)[] {
   const streamed = streamedRawData.get(tensor);
-  const raw: Uint8Array | StreamedBytes | undefined = streamed ? { byteLength: streamed.length * 4, pieces: () => streamed.bytes() } : (tensor.rawData ?? undefined);
+  const raw: Uint8Array | StreamedSegment | undefined = streamed ? streamedSegment(streamed) : (tensor.rawData ?? undefined);
   if (!raw || raw.byteLength < REFERENCED_RAW_DATA_BYTES) return [onnx.TensorProto.encode(tensor).finish()];
   // Fields are encoded in field-number order: those below raw_data (9), raw_data, those above it.
   const { rawData: _raw, doubleData, uint64Data, docString, externalData, dataLocation, ...below } = tensor;
@@ -641,7 +672,7 @@ export function encodeModelSegments(model: OnnxTypes.IModelProto): EncodedModel 
     return { segments: [bytes], byteLength: bytes.byteLength };
   }
   const { node, name, initializer, ...aboveInitializers } = graph;
-  const graphParts: (Uint8Array | StreamedBytes)[] = [onnx.GraphProto.encode({ node, name }).finish()];
+  const graphParts: (Uint8Array | StreamedSegment)[] = [onnx.GraphProto.encode({ node, name }).finish()];
   for (const tensor of initializer ?? []) graphParts.push(...delimited(TAG_GRAPH_INITIALIZER, tensorSegments(tensor)));
   graphParts.push(onnx.GraphProto.encode(aboveInitializers).finish());
   const segments = [
@@ -652,17 +683,16 @@ export function encodeModelSegments(model: OnnxTypes.IModelProto): EncodedModel 
   return { segments, byteLength: byteLength(segments) };
 }
 
-/** The pieces of an encoded model as one array (streamed pieces drawn into it). */
+/** The pieces of an encoded model as one array (streamed ranges drawn into it). */
 export function concatenateSegments(encoded: EncodedModel): Uint8Array {
   const only = encoded.segments.length === 1 ? encoded.segments[0]! : undefined;
   if (only instanceof Uint8Array) return only;
   const bytes = new Uint8Array(encoded.byteLength);
   let offset = 0;
   for (const segment of encoded.segments) {
-    for (const piece of segment instanceof Uint8Array ? [segment] : segment.pieces()) {
-      bytes.set(piece, offset);
-      offset += piece.byteLength;
-    }
+    if (segment instanceof Uint8Array) bytes.set(segment, offset);
+    else segment.copyTo(bytes.subarray(offset, offset + segment.byteLength));
+    offset += segment.byteLength;
   }
   return bytes;
 }

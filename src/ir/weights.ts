@@ -108,19 +108,20 @@ export class DrawnWeight implements WeightTensor {
 
   /**
    * The float32 bytes (little endian on little-endian hosts) in 1 MiB pieces, each valid while the next is drawn,
-   * until a second one is (see heUniformBytes: one such stream consumer at a time).
+   * until a second one is: for writeFileAtomicAsync, which runs such streams one at a time (see heUniformBytes).
    */
   bytes(): Iterable<Uint8Array> {
     if (!this.unread) return [new Uint8Array(this.#data!.buffer, this.#data!.byteOffset, this.#data!.byteLength)];
     return heUniformBytes(this.stream, this.length);
   }
 
-  /** A copy of the first `elements` values (drawn alone when unread: nothing else is drawn or kept). */
-  head(elements: number): Float32Array {
-    if (!this.unread) return this.#data!.slice(0, elements);
-    const values = new Float32Array(Math.min(elements, this.length));
-    drawHeUniform(values, this.stream);
-    return values;
+  /**
+   * Writes elements [first, first + target.length) into `target`, drawing them alone when unread (nothing else is
+   * drawn or kept, and the streaming memory is left alone: safe while a streamed write is in progress).
+   */
+  read(target: Float32Array, first = 0): void {
+    if (this.unread) drawHeUniform(target, this.stream, first);
+    else target.set(this.#data!.subarray(first, first + target.length));
   }
 }
 

@@ -65,7 +65,7 @@ describe('fresh weights, drawn as the file is written', () => {
 });
 
 describe('several models written at once', () => {
-  it('each file is the one its held weights give: streamed writes share the drawing memory, one at a time', async () => {
+  it('each file, and each model joined in memory meanwhile, is the one its held weights give', async () => {
     const other = compileSpec(`model Other {
   input image: f32[N, 8, 12, 12]
   y = image -> conv(128, 3, pad: 1) -> bn -> relu -> conv(96, 3) -> flatten -> dense(4)
@@ -80,8 +80,18 @@ describe('several models written at once', () => {
     try {
       // emitted one after the other (emitting draws the heads of large tensors to compare them), written together
       const files = models.map((m, i) => ({ file: path.join(folder, `m${i}.onnx`), segments: emitOnnx(m.fresh.graph, m.fresh.weights!).encoded.segments }));
+      // and, while they are written, a model joined in memory (emitOnnx's `bytes`) between their writes
+      const joinedMeanwhile = (async () => {
+        const joined: Uint8Array[] = [];
+        for (const m of models) {
+          await new Promise((resolve) => setImmediate(resolve));
+          joined.push(emitOnnx(m.fresh.graph, m.fresh.weights!).bytes);
+        }
+        return joined;
+      })();
       await Promise.all(files.map(({ file, segments }) => writeFileAtomicAsync(file, segments)));
       files.forEach(({ file }, i) => expect(Buffer.from(fs.readFileSync(file)).equals(Buffer.from(models[i]!.expected)), file).toBe(true));
+      (await joinedMeanwhile).forEach((bytes, i) => expect(Buffer.from(bytes).equals(Buffer.from(models[i]!.expected)), `joined ${i}`).toBe(true));
     } finally {
       fs.rmSync(folder, { recursive: true, force: true });
     }
