@@ -73,13 +73,20 @@ function seedFor(seed: number, name: string): number {
  */
 export class DrawnWeight implements WeightTensor {
   #data: Float32Array | undefined;
+  /**
+   * An own, enumerable property (a getter defined per object, not on the class), so that what works on a plain
+   * tensor works here: `{ ...tensor }` and JSON see the values.
+   */
+  declare readonly data: Float32Array;
 
   constructor(
     readonly shape: readonly number[],
     readonly stream: HeUniformStream,
-  ) {}
+  ) {
+    Object.defineProperty(this, 'data', { enumerable: true, get: () => this.drawn() });
+  }
 
-  get data(): Float32Array {
+  private drawn(): Float32Array {
     if (!this.#data) {
       this.#data = new Float32Array(this.length);
       drawHeUniform(this.#data, this.stream);

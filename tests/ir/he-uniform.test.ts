@@ -116,6 +116,14 @@ describe('DrawnWeight', () => {
     expect(weight.withRowScale(Float64Array.from([1, 2, 3]))).toBeUndefined();
   });
 
+  it('spreads and serialises like a plain tensor: data is an own, enumerable property', () => {
+    const weight = new DrawnWeight([2, 3], stream);
+    const copy = { ...weight };
+    expect(copy.shape).toEqual([2, 3]);
+    expect(copy.data).toEqual(reference(stream, 0, 6));
+    expect(Object.keys(weight)).toContain('data');
+  });
+
   it('folds a per-row factor without reading, to what scaling the drawn array gives; only once', () => {
     const scale = Float64Array.from([0.999, -2, 1e-3]);
     const folded = new DrawnWeight([3, 2, 2], stream).withRowScale(scale)!;
