@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { concatenateSegments, decodeModel, OnnxGraphBuilder, type OnnxBuildOptions } from '../../src/codegen/onnx-model.js';
 import { emitOnnx } from '../../src/codegen/onnx.js';
@@ -14,6 +15,7 @@ import { DrawnWeight, initializeWeights, type WeightTensor, type Weights } from 
 import { resolvePassList, runPasses } from '../../src/passes/manager.js';
 import '../../src/passes/index.js';
 import { writeFileAtomicAsync } from '../../src/runtime/data/atomic-write.js';
+import { createMulberry32 } from '../../src/random.js';
 import { compileSpec } from '../../src/testing.js';
 
 const graph = compileSpec(`model Fresh {
@@ -58,6 +60,56 @@ describe('fresh weights, drawn as the file is written', () => {
       await writeFileAtomicAsync(file, emitted.encoded.segments);
       expect(Buffer.from(fs.readFileSync(file)).equals(Buffer.from(expected))).toBe(true);
       expect(Buffer.from(concatenateSegments(emitted.encoded)).equals(Buffer.from(expected))).toBe(true);
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('property: random wide conv stacks', () => {
+  // channels wide enough that most weights pass 64 KiB and stream; BN after a conv or dense folds into it (the
+  // factors carried along), before one folds into its consumer (drawn), after a transposed conv into it (drawn)
+  const itemArbitrary = fc.record({
+    op: fc.constantFrom('conv', 'conv', 'deconv'),
+    filters: fc.integer({ min: 40, max: 160 }),
+    kernel: fc.constantFrom(1, 3),
+    groups: fc.constantFrom(1, 2, 4),
+    bias: fc.boolean(),
+    bnAfter: fc.boolean(),
+    bnBefore: fc.boolean(),
+  });
+
+  it('streamed fresh weights write the file the same weights held in memory give, byte for byte', async () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'convspec-streamed-'));
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(itemArbitrary, { minLength: 1, maxLength: 4 }), fc.boolean(), fc.integer({ min: 0, max: 1000 }), async (items, denseBn, seed) => {
+          let channels = 32;
+          const chain = items.map((item) => {
+            const filters = item.filters - (item.filters % item.groups);
+            const groups = channels % item.groups === 0 ? item.groups : 1;
+            const op = item.op === 'conv' ? `conv(${filters}, ${item.kernel}, pad: same, groups: ${groups}, bias: ${item.bias})` : `deconv(${filters}, 1, groups: ${groups}, bias: ${item.bias})`;
+            channels = filters;
+            return `${item.bnBefore ? 'bn -> ' : ''}${op}${item.bnAfter ? ' -> bn' : ''} -> relu`;
+          });
+          const text = `model R {\n  input x: f32[N, 32, 6, 6]\n  y = x -> ${chain.join(' -> ')} -> globalavgpool -> flatten -> dense(200)${denseBn ? ' -> bn' : ''}\n  output y\n}\n`;
+          const g = compileSpec(text).graph!;
+          // fresh conv and dense weights; batch norms with statistics of their own, so each channel's factor differs
+          const withStatistics = (weights: Map<string, WeightTensor>) => {
+            const random = createMulberry32(seed + 1);
+            for (const [name, t] of weights) if (/\.bn\d+\./.test(name)) weights.set(name, { shape: t.shape, data: t.data.map(() => (name.endsWith('running_var') ? 0.5 : -1) + 2 * random()) });
+            return weights;
+          };
+          const fresh = runPasses(g, withStatistics(initializeWeights(g, seed)), passes, {});
+          const eager = runPasses(g, withStatistics(held(initializeWeights(g, seed))), passes, {});
+          const expected = Buffer.from(emitOnnx(eager.graph, eager.weights!).bytes);
+          const file = path.join(folder, 'r.onnx');
+          await writeFileAtomicAsync(file, emitOnnx(fresh.graph, fresh.weights!).encoded.segments);
+          expect(Buffer.from(fs.readFileSync(file)).equals(expected), text).toBe(true);
+          expect(Buffer.from(emitOnnx(fresh.graph, fresh.weights!).bytes).equals(expected), text).toBe(true);
+        }),
+        { numRuns: 30, seed: 20261207 },
+      );
     } finally {
       fs.rmSync(folder, { recursive: true, force: true });
     }
