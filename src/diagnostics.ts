@@ -247,6 +247,7 @@ export const catalogue = {
     (op: string, node: string) => `ONNX op '${op}' (node '${node}') has no convspec equivalent`,
   ),
   runtimeFailure: entry('CNN8007', 'error', (reason: string) => reason),
+  fileSystem: entry('CNN8008', 'error', (reason: string) => reason),
 } as const satisfies Record<string, Entry>;
 
 export type DiagnosticKind = keyof typeof catalogue;

@@ -315,6 +315,17 @@ export function buildProgram(output: Output, setStatus: (code: number) => void):
   return program;
 }
 
+/** Errors the operating system raised for a path (Node's errors carry `syscall` and `path`). */
+const FILE_SYSTEM_CODES = new Set(['EACCES', 'EPERM', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EROFS', 'ENOSPC', 'EDQUOT', 'EEXIST', 'ENAMETOOLONG', 'ELOOP', 'EMFILE', 'ENFILE']);
+
+/** The message of an error about a file the user named: a DataError, or a file-system error from Node. */
+function fileSystemProblem(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  if (error.name === 'DataError') return error.message;
+  const { code, path: filePath } = error as NodeJS.ErrnoException;
+  return code && FILE_SYSTEM_CODES.has(code) && filePath !== undefined ? error.message : undefined;
+}
+
 /** Runs the command line; resolves to the exit code. */
 export async function main(argv: readonly string[], output: Output = processOutput): Promise<number> {
   let status: number = EXIT.ok;
@@ -332,6 +343,13 @@ export async function main(argv: readonly string[], output: Output = processOutp
     if (error instanceof UsageError) {
       output.err(`error: ${error.message}`);
       return EXIT.usage;
+    }
+    // A file or folder the user named that cannot be read or written (an output folder under a file, no
+    // permission, a full disk): the input's problem, not a bug.
+    const fileProblem = fileSystemProblem(error);
+    if (fileProblem) {
+      output.err(`error CNN8008: ${fileProblem}`);
+      return EXIT.inputErrors;
     }
     const message = error instanceof Error ? error.message : String(error);
     output.err(`internal error: ${message}\nThis is a bug in convspec. Please report it with the command and spec that triggered it.`);

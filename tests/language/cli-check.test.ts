@@ -202,6 +202,21 @@ describe('exit codes', () => {
   });
 });
 
+describe('output folders that cannot be written', () => {
+  // an output folder under a file, or one without write permission, is the user's to fix: exit 1 and CNN8008
+  it.each([
+    ['compile to ONNX', ['compile', 'valid.cnn', '--target', 'onnx', '-o']],
+    ['compile to TF.js', ['compile', 'valid.cnn', '--target', 'tfjs', '-o']],
+    ['train', ['train', 'valid.cnn', '--epochs', '1', '-o']],
+  ])('%s: exits 1 with CNN8008 naming the path, never 3', async (_what, args) => {
+    fs.writeFileSync(file('a-file'), '');
+    const result = await run(...args.map((a) => (a.endsWith('.cnn') ? file(a) : a)), path.join(file('a-file'), 'out'));
+    expectNoCrash(result);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/error CNN8008: .*ENOTDIR.*a-file/);
+  });
+});
+
 describe('summary --json', () => {
   it('prints model, inputs, outputs, per-layer rows and totals as CLI.md describes', async () => {
     const result = await run('summary', file('valid.cnn'), '--json');
