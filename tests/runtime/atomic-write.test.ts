@@ -3,6 +3,7 @@
  * write-chunk boundaries; streamed pieces that reuse their memory as the contract allows), no temporary file is left
  * behind, and a write that fails leaves the previous file as it was.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,5 +88,32 @@ describe('writeFileAtomicAsync', () => {
     await expect(writeFileAtomicAsync(file, [short])).rejects.toThrow(/60 bytes, not 100/);
     expect(readFileSync(file, 'utf8')).toBe('old');
     expect(readdirSync(folder)).toEqual(['out.bin']);
+  });
+});
+
+describe('a process ended by a signal in the middle of a write', () => {
+  // a child writes 64 MiB streamed from a generator that sends the child a signal after a few pieces; the signal
+  // reaches JavaScript at the writer's next await: the temporary file goes, the process ends by that signal
+  // the built module (npm test builds first), as the command runs it
+  const moduleUrl = new URL('../../dist/runtime/data/atomic-write.js', import.meta.url).href;
+  const child = (folder: string, signal: string) => `
+    import { writeFileAtomicAsync } from ${JSON.stringify(moduleUrl)};
+    const piece = new Uint8Array(1 << 20).fill(7);
+    const pieces = function* () {
+      for (let i = 0; i < 64; i++) {
+        if (i === 6) process.kill(process.pid, ${JSON.stringify(signal)});
+        yield piece;
+      }
+    };
+    await writeFileAtomicAsync(${JSON.stringify(join(folder, 'model.onnx'))}, [{ byteLength: 64 << 20, pieces }]);
+    console.log('finished');
+  `;
+
+  it.each(['SIGINT', 'SIGTERM'])('%s: no temporary file is left and no output appears', (signal) => {
+    const folder = mkdtempSync(join(directory, 'signal-'));
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', child(folder, signal)], { encoding: 'utf8', timeout: 60_000 });
+    expect(result.signal, result.stderr).toBe(signal);
+    expect(result.stdout).not.toMatch(/finished/);
+    expect(readdirSync(folder)).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Atomic file writes: write to a temporary file in the destination's folder, flush it to disk, then rename it over
- * the destination.
+ * the destination; a process ended by a signal meanwhile takes the temporary file along.
  *
  * A rename within one file system replaces the destination in one step (POSIX `rename(2)`), so a reader, or a
  * process that crashes half-way, sees either the old file or the complete new one, never a half-written file. The
@@ -11,6 +11,7 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'n
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { onExit } from 'signal-exit';
 import { DataError, describeCause } from './data-error.js';
 
 /**
@@ -28,6 +29,21 @@ export interface StreamedBytes {
   pieces(): Iterable<Uint8Array>;
 }
 
+/**
+ * Has the temporary file removed should the process end before the write does (Ctrl-C, a CI timeout's SIGTERM);
+ * returns the undo. signal-exit runs it and then ends the process with the same signal. A signal reaches
+ * JavaScript between two awaits of an asynchronous write, or after a synchronous write (which then completes).
+ */
+function removedOnExit(temporaryPath: string): () => void {
+  return onExit(() => {
+    try {
+      rmSync(temporaryPath, { force: true });
+    } catch {
+      // the process is ending: nothing more to do about a file that cannot be removed
+    }
+  });
+}
+
 /** The temporary file beside `filePath` (same folder: same file system, so the rename is atomic). */
 function temporaryPathFor(filePath: string): string {
   return join(dirname(filePath), `.${basename(filePath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
@@ -42,6 +58,7 @@ function temporaryPathFor(filePath: string): string {
 export function writeFileAtomic(filePath: string, bytes: Uint8Array | readonly Uint8Array[]): void {
   const pieces = bytes instanceof Uint8Array ? [bytes] : bytes;
   const temporaryPath = temporaryPathFor(filePath);
+  const forget = removedOnExit(temporaryPath);
   let renamed = false;
   try {
     const descriptor = openSync(temporaryPath, 'wx');
@@ -61,6 +78,7 @@ export function writeFileAtomic(filePath: string, bytes: Uint8Array | readonly U
   } catch (error) {
     throw new DataError(`cannot write file: ${describeCause(error)}`, filePath, { cause: error });
   } finally {
+    forget();
     if (!renamed) rmSync(temporaryPath, { force: true });
   }
 }
@@ -111,6 +129,7 @@ let streamedWrites: Promise<void> = Promise.resolve();
 
 async function writeSegments(filePath: string, segments: readonly (Uint8Array | StreamedBytes)[]): Promise<void> {
   const temporaryPath = temporaryPathFor(filePath);
+  const forget = removedOnExit(temporaryPath);
   let handle: FileHandle | undefined;
   let renamed = false;
   // The write in progress, and the background syncs; failures surface where they are awaited below.
@@ -164,5 +183,6 @@ async function writeSegments(filePath: string, segments: readonly (Uint8Array | 
       await handle?.close().catch(() => undefined);
       await rm(temporaryPath, { force: true });
     }
+    forget();
   }
 }
