@@ -16,7 +16,7 @@ export * as dims from './ir/dims.js';
 export { printGraph } from './ir/print.js';
 export { verifyGraph } from './ir/verify.js';
 export { parametersOf, graphParameters } from './ir/params.js';
-export { initializeWeights, randomWeights, checkWeights, type Weights, type WeightTensor } from './ir/weights.js';
+export { initializeWeights, randomWeights, checkWeights, DrawnWeight, type Weights, type WeightTensor } from './ir/weights.js';
 export { inferReceptiveFields, type ReceptiveField } from './passes/receptive-field.js';
 export { computeCost, type CostResult } from './passes/cost.js';
 export { runPasses, resolvePassList, passNames, registerPass, type Pass } from './passes/manager.js';

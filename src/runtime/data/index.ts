@@ -5,7 +5,7 @@
  */
 
 export { DataError } from './data-error.js';
-export { writeFileAtomic } from './atomic-write.js';
+export { writeFileAtomic, writeFileAtomicAsync, type StreamedBytes } from './atomic-write.js';
 export * from '../../random.js';
 export * from './idx.js';
 export * from './npy.js';
