@@ -13,7 +13,7 @@
  * Rules return either a shape or a `ShapeProblem` that elaboration turns into a diagnostic at the layer.
  */
 import { add, ceilDiv, dimToString, equalDims, floorDiv, isSymbolic, knownProduct, mul, shapeToString, sub, type Dim } from './dims.js';
-import { effectiveKernel, type OpAttributes, type PadMode, type Padding, type Shape } from './graph.js';
+import { effectiveKernel, type OpAttributes, type PadMode, type Padding, type PoolAttributes, type Shape } from './graph.js';
 
 export type ShapeProblem =
   | { kind: 'rank'; expected: string; found: string }
@@ -101,6 +101,32 @@ function windowOutput(input: Dim, pads: number, kernelExtent: number, stride: nu
   let out = add(ceil ? ceilDiv(span, stride) : floorDiv(span, stride), 1);
   if (ceil && typeof out === 'number' && typeof input === 'number' && (out - 1) * stride >= input + beginPad) out -= 1;
   return out;
+}
+
+/**
+ * How many elements each window of an average pool averages, per output position (row-major over the spatial
+ * output): those inside the input, or with count_include_pad those inside the padded input — never the part of a
+ * ceil-mode window past the end padding. The tfjs engine divides by these, and the ONNX Runtime step graph
+ * differentiates the same (runtime/ort/training-graph.ts), so both engines average alike.
+ */
+export function averagePoolCounts(
+  pool: Pick<PoolAttributes, 'kernel' | 'stride' | 'countIncludePad'>,
+  padding: Padding,
+  spatialIn: readonly number[],
+  spatialOut: readonly number[],
+): Float32Array {
+  const perAxis = spatialOut.map((size, axis) => {
+    const low = pool.countIncludePad ? -padding.begin[axis]! : 0;
+    const high = pool.countIncludePad ? spatialIn[axis]! + padding.end[axis]! : spatialIn[axis]!;
+    return Array.from({ length: size }, (_, o) => {
+      const start = o * pool.stride[axis]! - padding.begin[axis]!;
+      return Math.max(0, Math.min(start + pool.kernel[axis]!, high) - Math.max(start, low));
+    });
+  });
+  // the outer product of the per-axis counts, last axis fastest
+  let counts = [1];
+  for (const axis of perAxis) counts = counts.flatMap((c) => axis.map((a) => c * a));
+  return Float32Array.from(counts);
 }
 
 function spatialOutputs(

@@ -50,6 +50,7 @@ import { convAttributes as exportedConvAttributes, setInts } from '../../codegen
 import { attr, OnnxGraphBuilder, type OnnxAttributeValue, type OnnxTypedArray } from '../../codegen/onnx-model.js';
 import { dimToString, evaluateDim, isSymbolic, type Dim } from '../../ir/dims.js';
 import type { Graph, Node, NodeOf, Padding, Shape } from '../../ir/graph.js';
+import { averagePoolCounts } from '../../ir/shapes.js';
 import { graphParameters, type ParamSpec } from '../../ir/params.js';
 
 /** A graph the step builder cannot express: the op (or loss) and where it is. */
@@ -901,25 +902,13 @@ class StepBuilder {
   }
 
   /**
-   * An average pool's windows as the tfjs engine (ops.ts) counts them: the padding, its end grown to hold the last
-   * window of ceil mode, and per output position the number of elements averaged — those inside the input, or
-   * inside the padded input with count_include_pad (never the part a ceil-mode window reaches past it).
+   * An average pool's windows: the padding, its end grown to hold the last window of ceil mode, and per output
+   * position the number of elements averaged, counted as the tfjs engine counts them (averagePoolCounts).
    */
   private averageWindows(node: NodeOf<'maxpool' | 'avgpool'>, spatialIn: readonly number[], spatialOut: readonly number[]): { padding: Padding; counts: Float32Array } {
     const declared = this.explicitPadding(node);
     const end = declared.end.map((e, i) => Math.max(e, (spatialOut[i]! - 1) * node.stride[i]! + node.kernel[i]! - spatialIn[i]! - declared.begin[i]!));
-    const counts = new Float32Array(product(spatialOut));
-    counts.forEach((_, flat) => {
-      let count = 1;
-      unravel(flat, spatialOut).forEach((position, axis) => {
-        const start = position * node.stride[axis]! - declared.begin[axis]!;
-        const low = node.countIncludePad ? -declared.begin[axis]! : 0;
-        const high = node.countIncludePad ? spatialIn[axis]! + declared.end[axis]! : spatialIn[axis]!;
-        count *= Math.max(0, Math.min(start + node.kernel[axis]!, high) - Math.max(start, low));
-      });
-      counts[flat] = count;
-    });
-    return { padding: { begin: declared.begin, end }, counts };
+    return { padding: { begin: declared.begin, end }, counts: averagePoolCounts(node, declared, spatialIn, spatialOut) };
   }
 
   /** ∂L/∂X of an average pool: dY / count spread over each window (a transposed conv with a kernel of ones). */

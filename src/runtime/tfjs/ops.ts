@@ -76,7 +76,7 @@ import { effectiveKernel, type Activation, type Node, type NodeCommon, type Node
 
 type PoolNode = NodeCommon & PoolAttributes;
 import type { ParamRole } from '../../ir/params.js';
-import { inferShape, resolvePadding } from '../../ir/shapes.js';
+import { averagePoolCounts, inferShape, resolvePadding } from '../../ir/shapes.js';
 import { internalAxis, logicalShape, toInternalPermutation, toLogicalPermutation } from './layout.js';
 
 /** What a lowering needs from the engine. */
@@ -528,35 +528,10 @@ function pool(node: PoolNode, x: tf.Tensor): tf.Tensor {
 
 /** ∏k / count per output position (see the module header), or undefined when every window counts ∏k. */
 function averageCorrection(node: PoolNode, spatial: readonly number[], pads: Padding, out: readonly number[]): tf.Tensor | undefined {
-  const rank = node.kernel.length;
-  const perAxis = out.map((count, i) => {
-    const k = node.kernel[i]!;
-    const s = node.stride[i]!;
-    const low = node.countIncludePad ? -pads.begin[i]! : 0;
-    const high = node.countIncludePad ? spatial[i]! + pads.end[i]! : spatial[i]!;
-    const counts: number[] = [];
-    for (let o = 0; o < count; o++) {
-      const start = o * s - pads.begin[i]!;
-      counts.push(Math.max(0, Math.min(start + k, high) - Math.max(start, low)));
-    }
-    return counts;
-  });
+  const counts = averagePoolCounts(node, pads, spatial, out);
   const windowSize = node.kernel.reduce((a, b) => a * b, 1);
-  if (perAxis.every((counts, i) => counts.every((c) => c === node.kernel[i]))) return undefined;
-  const total = out.reduce((a, b) => a * b, 1);
-  const factors = new Float32Array(total);
-  const index = new Array<number>(rank).fill(0);
-  for (let flat = 0; flat < total; flat++) {
-    let count = 1;
-    for (let i = 0; i < rank; i++) count *= perAxis[i]![index[i]!]!;
-    factors[flat] = windowSize / count;
-    for (let i = rank - 1; i >= 0; i--) {
-      index[i]!++;
-      if (index[i]! < out[i]!) break;
-      index[i] = 0;
-    }
-  }
-  return tf.tensor(factors, [1, ...out, 1]);
+  if (counts.every((count) => count === windowSize)) return undefined;
+  return tf.tensor(counts.map((count) => windowSize / count), [1, ...out, 1]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
