@@ -2,17 +2,27 @@
  * Helpers for testing specs, for users of the library and for convspec's own tests (`convspec/testing`).
  *
  * - `compileSpec(text)`: elaborate and check a spec held in a string;
+ * - `specGraph(text)`: the graph it elaborates to, or an error with its diagnostics;
  * - `printSpecIr(text)`: its IR printed as a flat spec;
  * - `expectDiagnosticAt(text, code)`: a spec with one `⟦…⟧` marked range must give a diagnostic with that code
  *   exactly there — the way to pin a diagnostic's location in a test without counting columns.
  */
 import { checkSpec, type CheckResult } from './check.js';
 import { renderDiagnostic, type Diagnostic } from './diagnostics.js';
-import type { ElaborateOptions } from './elaborate/elaborate.js';
+import { elaborate, type ElaborateOptions } from './elaborate/elaborate.js';
+import type { Graph } from './ir/graph.js';
 import { printGraph } from './ir/print.js';
 
 export function compileSpec(text: string, options: ElaborateOptions & { file?: string } = {}): CheckResult {
   return checkSpec(options.file ?? 'test.cnn', { ...options, text });
+}
+
+/** The graph a spec held in a string elaborates to; throws, with its errors rendered, when it has any. */
+export function specGraph(text: string, options: ElaborateOptions & { file?: string } = {}): Graph {
+  const result = elaborate(options.file ?? 'test.cnn', { ...options, text });
+  const errors = result.diagnostics.filter((d) => d.severity === 'error');
+  if (!result.graph || errors.length > 0) throw new Error(`spec does not elaborate:\n${errors.map((d) => renderDiagnostic(d, result.sources)).join('\n')}\n${text}`);
+  return result.graph;
 }
 
 export function printSpecIr(text: string, options: ElaborateOptions = {}): string {

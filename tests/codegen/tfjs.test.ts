@@ -14,6 +14,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emitTfjs, quantizeAffine, tfjsModelArtifacts, writeTfjsModel, type EmitTfjsOptions } from '../../src/codegen/tfjs.js';
 import { elaborate, type ElaborateOptions } from '../../src/elaborate/elaborate.js';
+import { specGraph } from '../../src/testing.js';
 import type { Activation, Graph, Node, NodeOf } from '../../src/ir/graph.js';
 import { randomWeights, type Weights } from '../../src/ir/weights.js';
 import { createMulberry32 } from '../../src/random.js';
@@ -22,10 +23,7 @@ import { createMulberry32 } from '../../src/random.js';
 // Helpers
 
 function compile(text: string): Graph {
-  const { graph, diagnostics } = elaborate('test.cnn', { text });
-  const errors = diagnostics.filter((d) => d.severity === 'error');
-  if (errors.length > 0 || !graph) throw new Error(`spec does not elaborate: ${errors.map((d) => d.message).join('; ')}`);
-  return graph;
+  return specGraph(text);
 }
 
 function randomTensor(shape: number[], seed: number): Tensor64 {

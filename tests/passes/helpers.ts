@@ -3,7 +3,7 @@
  * random inputs for the reference interpreter, and the golden before/after text.
  */
 import { expect } from 'vitest';
-import { elaborate } from '../../src/elaborate/elaborate.js';
+import { specGraph } from '../../src/testing.js';
 import type { Graph } from '../../src/ir/graph.js';
 import { graphParameters, parameterSize } from '../../src/ir/params.js';
 import { printGraph } from '../../src/ir/print.js';
@@ -14,10 +14,7 @@ import { createMulberry32, normalSample } from '../../src/random.js';
 import type { Tensor } from './reference.js';
 
 export function compile(text: string, file = 'spec.cnn'): Graph {
-  const result = elaborate(file, { text });
-  const errors = result.diagnostics.filter((d) => d.severity === 'error');
-  if (errors.length > 0 || !result.graph) throw new Error(`spec does not compile:\n${errors.map((d) => `${d.span?.line}:${d.span?.column} ${d.message}`).join('\n')}\n${text}`);
-  return result.graph;
+  return specGraph(text, { file });
 }
 
 export interface PassRun {

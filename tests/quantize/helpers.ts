@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { main } from '../../src/cli/main.js';
 import type { Output } from '../../src/cli/output.js';
-import { elaborate } from '../../src/elaborate/elaborate.js';
+import { specGraph } from '../../src/testing.js';
 import type { Graph } from '../../src/ir/graph.js';
 import type { Weights } from '../../src/ir/weights.js';
 import '../../src/passes/index.js';
@@ -16,10 +16,7 @@ import { createMulberry32, normalSample } from '../../src/random.js';
 import type { Dataset } from '../../src/runtime/data/dataset.js';
 
 export function compile(text: string, file = 'spec.cnn'): Graph {
-  const result = elaborate(file, { text });
-  const errors = result.diagnostics.filter((d) => d.severity === 'error');
-  if (errors.length > 0 || !result.graph) throw new Error(`spec does not compile:\n${errors.map((d) => d.message).join('\n')}`);
-  return result.graph;
+  return specGraph(text, { file });
 }
 
 /** The inference passes `convspec compile` and `convspec quantize` run. */

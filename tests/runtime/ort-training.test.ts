@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { elaborate } from '../../src/elaborate/elaborate.js';
+import { specGraph } from '../../src/testing.js';
 import type { Graph } from '../../src/ir/graph.js';
 import { graphParameters } from '../../src/ir/params.js';
 import type { WeightTensor } from '../../src/ir/weights.js';
@@ -31,10 +32,7 @@ beforeAll(async () => {
 });
 
 function compile(text: string): Graph {
-  const { graph, diagnostics } = elaborate('t.cnn', { text });
-  const errors = diagnostics.filter((d) => d.severity === 'error');
-  if (!graph || errors.length > 0) throw new Error(`spec does not elaborate:\n${text}\n${errors.map((d) => d.message).join('\n')}`);
-  return graph;
+  return specGraph(text, { file: 't.cnn' });
 }
 
 function classifier(input: string, body: string, frozen = ''): Graph {

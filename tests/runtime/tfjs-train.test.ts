@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { elaborate } from '../../src/elaborate/elaborate.js';
+import { specGraph } from '../../src/testing.js';
 import type { Graph } from '../../src/ir/graph.js';
 import { initializeWeights, type WeightTensor } from '../../src/ir/weights.js';
 import { createMulberry32, normalSample } from '../../src/random.js';
@@ -28,10 +28,7 @@ beforeAll(async () => {
 });
 
 function compile(text: string): Graph {
-  const { graph, diagnostics } = elaborate('t.cnn', { text });
-  const errors = diagnostics.filter((d) => d.severity === 'error');
-  if (!graph || errors.length > 0) throw new Error(`spec does not elaborate:\n${text}\n${errors.map((d) => d.message).join('\n')}`);
-  return graph;
+  return specGraph(text, { file: 't.cnn' });
 }
 
 /** A synthetic dataset: class c images have a bright blob at a class-dependent place, plus noise. */

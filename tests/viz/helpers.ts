@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { elaborate } from '../../src/elaborate/elaborate.js';
+import { specGraph } from '../../src/testing.js';
 import type { Graph } from '../../src/ir/graph.js';
 import type { WeightTensor } from '../../src/ir/weights.js';
 import { createMulberry32, normalSample } from '../../src/random.js';
@@ -17,10 +17,7 @@ import { trainModel } from '../../src/runtime/tfjs/train.js';
 import type { Sample } from '../../src/runtime/viz/render.js';
 
 export function compile(text: string, file = 't.cnn'): Graph {
-  const { graph, diagnostics } = elaborate(file, { text });
-  const errors = diagnostics.filter((d) => d.severity === 'error');
-  if (!graph || errors.length > 0) throw new Error(`spec does not elaborate:\n${text}\n${errors.map((d) => d.message).join('\n')}`);
-  return graph;
+  return specGraph(text, { file });
 }
 
 export function temporaryDirectory(prefix: string): string {
