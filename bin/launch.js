@@ -10,17 +10,20 @@
  * rejects (another Node version, other V8 flags) only costs the time it would save. CONVSPEC_NO_BUNDLE=1 runs the
  * modules whatever is there.
  */
-import { readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import vm from 'node:vm';
+'use strict';
+// CommonJS (bin/package.json), as the bundle is: a start that loads no ES module skips Node's ES module loader
+// (about 5 ms).
+const { readFileSync, statSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const path = require('node:path');
+const { pathToFileURL } = require('node:url');
+const vm = require('node:vm');
 
-export const DIST = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist');
-export const BUNDLE_FILE = 'cli.bundle.cjs';
-export const CODE_CACHE_FILE = 'cli.bundle.cache';
+const DIST = path.join(__dirname, '..', 'dist');
+const BUNDLE_FILE = 'cli.bundle.cjs';
+const CODE_CACHE_FILE = 'cli.bundle.cache';
 /** `{ inputs: [paths relative to dist/] }`: what the bundle was made from. */
-export const MANIFEST_FILE = 'cli.bundle.json';
+const MANIFEST_FILE = 'cli.bundle.json';
 
 /**
  * The bundle as a CommonJS function. The code cache belongs to exactly this text (V8 checks its length), so the
@@ -39,7 +42,7 @@ function modifiedMs(file) {
 }
 
 /** Why the bundle in `dist` cannot be used, or undefined when it can. */
-export function bundleProblem(dist = DIST) {
+function bundleProblem(dist = DIST) {
   const built = modifiedMs(path.join(dist, BUNDLE_FILE));
   if (built === undefined) return 'no bundle';
   let inputs;
@@ -62,7 +65,7 @@ export function bundleProblem(dist = DIST) {
  * Compiles the bundle with its code cache. `cache: 'accepted' | 'rejected' | 'none'` says what V8 did with the
  * cache; `script.createCachedData()` gives a new one.
  */
-export function compileBundle(dist = DIST) {
+function compileBundle(dist = DIST) {
   const file = path.join(dist, BUNDLE_FILE);
   const source = readFileSync(file, 'utf8');
   let cachedData;
@@ -81,14 +84,16 @@ export function compileBundle(dist = DIST) {
 }
 
 /** Runs a compiled bundle and returns its exports (those of dist/cli/main.js). */
-export function runBundle({ file, script }) {
+function runBundle({ file, script }) {
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file));
   return module.exports;
 }
 
 /** The command's `main`: from the bundle when it can be used, else from the modules of dist/. */
-export async function loadMain(dist = DIST) {
+async function loadMain(dist = DIST) {
   if (process.env.CONVSPEC_NO_BUNDLE !== '1' && bundleProblem(dist) === undefined) return runBundle(compileBundle(dist)).main;
   return (await import(pathToFileURL(path.join(dist, 'cli', 'main.js')).href)).main;
 }
+
+module.exports = { DIST, BUNDLE_FILE, CODE_CACHE_FILE, MANIFEST_FILE, bundleProblem, compileBundle, runBundle, loadMain };
