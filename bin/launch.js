@@ -67,7 +67,8 @@ function bundleProblem(dist = DIST) {
  */
 function compileBundle(dist = DIST) {
   const file = path.join(dist, BUNDLE_FILE);
-  const source = readFileSync(file, 'utf8');
+  // ASCII (bundle-cli.mjs makes sure), so latin1 reads it exactly, as a one-byte string, without decoding UTF-8.
+  const source = readFileSync(file, 'latin1');
   let cachedData;
   try {
     cachedData = readFileSync(path.join(dist, CODE_CACHE_FILE));

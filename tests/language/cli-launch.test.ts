@@ -54,6 +54,11 @@ describe('the bundle npm run build makes', () => {
     expect(compileBundle(DIST).cache).toBe('accepted');
   });
 
+  it('is ASCII, as launch.js reads it (latin1)', () => {
+    const bytes = fs.readFileSync(path.join(DIST, 'cli.bundle.cjs'));
+    expect(bytes.findIndex((byte) => byte > 0x7f)).toBe(-1);
+  });
+
   it.each([
     ['ONNX', 'onnx'],
     ['TensorFlow.js', 'tfjs'],
