@@ -62,6 +62,10 @@ const distModules = {
       // chevrotain.js finds the single-file build at run time with a top-level await, which CommonJS cannot have;
       // in the bundle it is imported directly.
       if (relative === path.join('parser', 'chevrotain.js')) text = "export { createToken, Lexer, CstParser, EOF } from 'chevrotain';\n";
+      // `createRequire(import.meta.url)('x')` (onnx-proto, ajv: CommonJS packages loaded without the ES module
+      // loader's export scan) becomes a plain `require('x')`, which esbuild bundles (or leaves to run time for an
+      // external); it resolves from dist/ instead of the module's folder, to the same node_modules.
+      text = text.replaceAll('createRequire(import.meta.url)(', 'require(');
       text = text.replaceAll('import.meta.url', `__distModuleUrl(${JSON.stringify(relative.split(path.sep).join('/'))})`);
       return { contents: text, loader: 'js' };
     });

@@ -84,6 +84,8 @@ describe('the bundle npm run build makes', () => {
       ['check', broken],
       ['check', broken, '--format', 'json'],
       ['summary', 'specs/resnet18.cnn', '--format', 'json'],
+      // the JSON form: ajv, left outside the bundle, loaded when needed
+      ['check', 'specs/json/fashion.json', '--format', 'json'],
       ['compile', 'specs/fashion.cnn', '--target', 'nonsense', '-o', dir],
       ['--version'],
     ]) {
