@@ -19,8 +19,9 @@ export const title = 'Compile speed';
 export const order = 10;
 export const peer = 'PyTorch 1.13';
 export const description =
-  'Whole-process wall time. convspec: `node bin/convspec.js check SPEC` and `… compile SPEC --target onnx -o DIR`; ' +
-  'the "library" rows run the same work (elaborate, initialise weights, emit ONNX, write) through the library API in one Node process ' +
+  'Whole-process wall time. convspec: `node bin/convspec.js check SPEC` and `… compile SPEC --target onnx -o DIR` ' +
+  '(the command as installed: it starts from the single-file bundle `npm run build` makes, with V8\'s code cache; bin/launch.js); ' +
+  'the "library" rows run the same work (elaborate, initialise weights, emit ONNX, write) through the library API in one Node process, from the ES modules of dist/ ' +
   '(bench/lib/compile-library.js). PyTorch: bench/peers/export.py (build the torchvision-equivalent model + `torch.onnx.export`, opset 17, ' +
   'dynamic batch; `--forward-only`: build + one forward pass, what a PyTorch user runs to check shapes).';
 
