@@ -5,9 +5,10 @@
  * compiling a spec with the bundle in this process. bin/launch.js runs the bundle with that cache.
  *
  * Why: a start of the command from the ES modules of dist/ resolves, reads and compiles about fifty files, about
- * 0.1 s before any work, a third of a whole ResNet-50 compile. One file saves the resolving (about 20 ms here), the
- * code cache most of the compiling (about 40 ms more): `compile specs/resnet50.cnn` went from 384 to 320 ms
- * (medians of 7, same minutes). Node 20 has no compile cache for ES modules, hence CommonJS and vm.Script.
+ * 0.1 s before any work, a third of a whole ResNet-50 compile. One file saves the resolving, the code cache most of
+ * the compiling: `compile specs/resnet50.cnn` 351–385 ms from the modules, 287–300 ms from the bundle; `check` of
+ * it 190 → 145 ms (medians of 9, alternating, same minutes). Node 20 has no compile cache for ES modules, hence
+ * CommonJS and vm.Script.
  *
  * What stays outside: packages with native code or of their own size that only some commands load (tfjs,
  * ONNX Runtime, WebGPU, pngjs, ajv, cli-progress); they are still loaded only when a command needs them, since the
