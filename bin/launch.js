@@ -8,7 +8,7 @@
  * The bundle is used only when it is at least as new as every file of dist/ it was made from (its manifest lists
  * them), so a dist/ rebuilt without bundling, by `tsc` alone or `tsc --watch`, runs as it was built. A cache V8
  * rejects (another Node version, other V8 flags) only costs the time it would save. CONVSPEC_NO_BUNDLE=1 runs the
- * modules whatever is there.
+ * modules whatever is there (stack traces, with CONVSPEC_DEBUG=1, then name the files of dist/ and their lines).
  */
 'use strict';
 // CommonJS (bin/package.json), as the bundle is: a start that loads no ES module skips Node's ES module loader
