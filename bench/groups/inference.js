@@ -24,7 +24,8 @@ export const peer = 'torch.onnx';
 export const description =
   'onnxruntime-node (CPU execution provider, default graph optimisations) runs convspec\'s ONNX and the one `torch.onnx.export` writes ' +
   '(PyTorch 1.13, opset 17, dynamic batch) for the same architecture: median `session.run` latency, the two files alternating in one process, ' +
-  'after warm-up runs; interop threads 1. Random weights in both.';
+  'after warm-up runs; interop threads 1, threads not spinning between runs (with spinning, the idle session\'s threads took the cores ' +
+  'of the running one: ratios between two runs of the same files moved by up to 57 % at 2 threads on 2 cores). Random weights in both.';
 
 const MODELS = [
   { key: 'resnet18', label: 'ResNet-18', spec: 'specs/resnet18.cnn' },
@@ -106,6 +107,42 @@ async function sizeBreakdown(ctx, model, convspecFile, peerFile) {
   );
 }
 
+/**
+ * The operators ONNX Runtime runs for a file: the model it writes out after its graph optimisations (fusions,
+ * NCHWc layouts), counted by type. Equal counts for the two files mean the runtime executes the same graph, and
+ * latency differences between them are measurement noise.
+ */
+async function optimisedOperators(ctx, file, label) {
+  const ort = await import('onnxruntime-node');
+  const { decodeModel } = await ctx.importDist('codegen/onnx-model.js', ['decodeModel']);
+  const optimised = ctx.tmp(`inference/optimised-${label}.onnx`);
+  const session = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], intraOpNumThreads: 1, optimizedModelFilePath: optimised, logSeverityLevel: 3 });
+  await session.release();
+  const counts = new Map();
+  for (const node of decodeModel(readFileSync(optimised), optimised).graph?.node ?? []) {
+    const op = node.domain ? `${node.domain}.${node.opType}` : node.opType;
+    counts.set(op, (counts.get(op) ?? 0) + 1);
+  }
+  return counts;
+}
+
+function describeOperators(counts) {
+  return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([op, n]) => `${n} ${op}`).join(', ');
+}
+
+async function graphComparison(ctx, model, convspecFile, peerFile) {
+  try {
+    const ours = await optimisedOperators(ctx, convspecFile, `convspec-${model.key}`);
+    const theirs = await optimisedOperators(ctx, peerFile, `torch-${model.key}`);
+    const same = ours.size === theirs.size && [...ours].every(([op, n]) => theirs.get(op) === n);
+    return same
+      ? `${model.label}: after ONNX Runtime's graph optimisations both files run the same operators (${describeOperators(ours)}), so their latencies differ by measurement noise only.`
+      : `${model.label}: after ONNX Runtime's graph optimisations convspec's file runs ${describeOperators(ours)}; torch.onnx's ${describeOperators(theirs)}.`;
+  } catch (error) {
+    return `${model.label}: the optimised graphs could not be compared (${error.message.split('\n')[0]}).`;
+  }
+}
+
 export async function run(ctx) {
   const { OrtEngine } = await ctx.importDist('runtime/ort/engine.js', ['OrtEngine']);
   const rows = [];
@@ -123,14 +160,18 @@ export async function run(ctx) {
     const files = { convspec: convspecFile, peer: await attempt(() => exportTorch(ctx, model)) };
     const size = (side) => (files[side].file ? { value: statSync(files[side].file).size } : { unavailable: files[side].unavailable });
     rows.push(ctx.row(`${model.label} file size`, 'bytes', { convspec: size('convspec'), peer: size('peer') }, { target: { on: 'ratio', op: '<=', value: 1, text: 'no larger (ratio ≤ 1)' } }));
-    if (files.convspec.file && files.peer.file) notes.push(await sizeBreakdown(ctx, model, files.convspec.file, files.peer.file));
+    if (files.convspec.file && files.peer.file) {
+      notes.push(await sizeBreakdown(ctx, model, files.convspec.file, files.peer.file));
+      notes.push(await graphComparison(ctx, model, files.convspec.file, files.peer.file));
+    }
 
     for (const threads of [1, 2]) {
       const engines = {};
       for (const side of ['convspec', 'peer']) {
         if (!files[side].file) continue;
         try {
-          engines[side] = await OrtEngine.create(files[side].file, { intraOpThreads: threads, interOpThreads: 1, logSeverity: 'error' });
+          // no spinning: the two sessions take turns, and one's spinning threads would take the cores of the other
+          engines[side] = await OrtEngine.create(files[side].file, { intraOpThreads: threads, interOpThreads: 1, spinning: false, logSeverity: 'error' });
         } catch (error) {
           files[side] = { unavailable: `ONNX Runtime cannot load it: ${error.message.split('\n')[0]}` };
         }
@@ -148,7 +189,7 @@ export async function run(ctx) {
         };
         ctx.log(`inference: ${model.label}, batch ${batch}, ${threads} thread(s)`);
         const heavy = batch * (model.key === 'resnet50' ? 2.3 : 1) / threads;
-        const reps = ctx.reps(heavy > 8 ? 7 : heavy > 2 ? 11 : 21);
+        const reps = ctx.reps(heavy > 8 ? 15 : heavy > 2 ? 21 : 31);
         const measured = await ctx.sideBySide({ convspec: measure('convspec'), peer: measure('peer') }, { reps, warmup: ctx.quick ? 1 : 3 });
         rows.push(ctx.row(`${model.label}, batch ${batch}, ${threads} thread${threads > 1 ? 's' : ''}`, 'ms', measured, { target: { on: 'ratio', op: '<=', value: 1.02 } }));
       }

@@ -162,6 +162,15 @@ describe('OrtEngine errors and options', () => {
     }
   });
 
+  it('runs with its threads spinning or not (the same outputs)', async () => {
+    for (const spinning of [true, false]) {
+      const engine = await OrtEngine.create(bytes, { intraOpThreads: 2, spinning, label: 'argmax.onnx' });
+      const out = await engine.runTensors({ x: { type: 'float32', data: new Float32Array([1, -2, -3, 4]), dims: [2, 2] } });
+      expect(Array.from(out['r']!.data as Float32Array)).toEqual([1, 0, 0, 4]);
+      await engine.dispose();
+    }
+  });
+
   it('reports feed mistakes, load failures and use after dispose as OrtEngineError with the model path', async () => {
     const engine = await OrtEngine.create(bytes, { label: 'argmax.onnx' });
     const error = await engine.run({}).catch((e: unknown) => e);
