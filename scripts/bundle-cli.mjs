@@ -20,7 +20,7 @@
  *
  * Usage: node scripts/bundle-cli.mjs
  */
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -36,11 +36,8 @@ const EXTERNAL = ['@tensorflow/*', 'onnxruntime-node', 'webgpu', 'pngjs', 'ajv',
 /** The spec whose compile fills the code cache: it runs the parser, elaboration, checks, passes and the writer. */
 const WARM_UP_SPEC = path.join(root, 'specs', 'resnet18.cnn');
 
-function writeAtomically(file, bytes) {
-  const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, bytes);
-  renameSync(temporary, file);
-}
+/** The project's own atomic write (dist/ is built when this runs): a half-written bundle is never left behind. */
+const { writeFileAtomic } = await import('../dist/runtime/data/atomic-write.js');
 
 /**
  * Chevrotain's single-file build (the package's own, lodash inlined), as src/parser/chevrotain.ts loads it; its
@@ -107,8 +104,8 @@ async function bundle(esbuild) {
     .map((input) => path.relative(dist, path.resolve(root, input)))
     .filter((input) => !input.startsWith('..'))
     .sort();
-  writeAtomically(path.join(dist, 'cli.bundle.json'), `${JSON.stringify({ inputs }, null, 1)}\n`);
-  writeAtomically(outfile, asciiOnly(result.outputFiles[0].text));
+  writeFileAtomic(path.join(dist, 'cli.bundle.json'), Buffer.from(`${JSON.stringify({ inputs }, null, 1)}\n`));
+  writeFileAtomic(outfile, Buffer.from(asciiOnly(result.outputFiles[0].text), 'latin1'));
   return inputs.length;
 }
 
@@ -130,7 +127,7 @@ async function makeCodeCache() {
     rmSync(folder, { recursive: true, force: true });
   }
   const cache = compiled.script.createCachedData();
-  writeAtomically(path.join(dist, CODE_CACHE_FILE), cache);
+  writeFileAtomic(path.join(dist, CODE_CACHE_FILE), cache);
   return cache.byteLength;
 }
 

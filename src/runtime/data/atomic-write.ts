@@ -49,7 +49,6 @@ function temporaryPathFor(filePath: string): string {
   return join(dirname(filePath), `.${basename(filePath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
-
 /**
  * Writes `bytes` to `filePath` atomically (temporary file in the same folder + fsync + rename). `bytes` may come
  * in pieces (an encoded model whose weights are views of the tensors), written one after the other. Streamed
